@@ -1,0 +1,181 @@
+"""The run configuration: one frozen dataclass, validated on construction.
+
+No TensorFlow and no absl here: `main.py` turns flags into a `RunConfig`, and
+tests build one directly. Every error names the flag and the value received.
+"""
+
+import dataclasses
+import os
+from typing import Optional, Tuple
+
+from keras_transfer import backbones
+
+PHASES = ("feature_extraction", "fine_tune", "both", "pretrain")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+WEIGHT_KEYWORDS = ("auto", "imagenet", "none", "source")
+AUGMENTATIONS = ("flip", "rotation", "zoom")
+CLASS_WEIGHTS = ("none", "balanced")
+EMBEDDED_DATASETS = ("digits", "fashion_mnist")
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message names the flag and the value."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything one run needs. Field names are the CLI flag names."""
+
+    model: str = "vgg16"
+    phase: str = "both"
+    weights: str = "auto"
+    dataset: str = "digits"
+    classes: Optional[Tuple[str, ...]] = None
+    source_dataset: Optional[str] = None
+    source_classes: Optional[Tuple[str, ...]] = None
+    output_dir: Optional[str] = None
+    strategy: str = "auto"
+    cpu_replicas: int = 0
+    image_size: Optional[int] = None
+    batch_size: int = 32
+    epochs: int = 10
+    learning_rate: float = 1e-3
+    fine_tune_epochs: int = 10
+    fine_tune_learning_rate: float = 1e-4
+    pretrain_epochs: int = 15
+    pretrain_learning_rate: float = 1e-4
+    unfreeze: str = "top"
+    dropout: float = 0.2
+    l2: float = 0.0
+    label_smoothing: float = 0.0
+    augment: Tuple[str, ...] = ()
+    class_weight: str = "none"
+    examples_per_class: int = 0
+    source_examples_per_class: int = 0
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.2
+    early_stopping_patience: int = 5
+    baseline: bool = False
+    seed: int = 0
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    cache_dir: Optional[str] = None
+    tfds_data_dir: Optional[str] = None
+    verbose: int = 2
+
+    def __post_init__(self):
+        _validate(self)
+
+    def to_dict(self):
+        """A JSON-ready dict of the settings (tuples become lists)."""
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(self).items()
+        }
+
+    @property
+    def backbone(self):
+        return backbones.get(self.model)
+
+    @property
+    def resolved_source_dataset(self):
+        """The source task's dataset: the target's own when not given."""
+        return self.source_dataset or self.dataset
+
+
+def _require(condition, message):
+    if not condition:
+        raise ConfigError(message)
+
+
+def _validate_choice(name, value, choices):
+    _require(
+        value in choices,
+        f"{name} must be one of {list(choices)}. Received: {name}={value!r}",
+    )
+
+
+def _validate_range(name, value, low, high=None, low_inclusive=True):
+    ok = value >= low if low_inclusive else value > low
+    if high is not None:
+        ok = ok and value <= high
+    bound = (">= " if low_inclusive else "> ") + str(low)
+    if high is not None:
+        bound += f" and <= {high}"
+    _require(ok, f"{name} must be {bound}. Received: {name}={value}")
+
+
+def _validate_dataset_spec(name, value):
+    if value is None:
+        return
+    _require(bool(value), f"{name} must not be empty. Received: {name}={value!r}")
+    if value in EMBEDDED_DATASETS or value.startswith("tfds:"):
+        _require(
+            value != "tfds:",
+            f"{name} needs a dataset name after 'tfds:'. Received: {name}={value!r}",
+        )
+        return
+    _require(
+        os.path.isdir(value),
+        f"{name} must be one of {list(EMBEDDED_DATASETS)}, 'tfds:NAME' or an "
+        f"existing folder of class subfolders. Received: {name}={value!r}",
+    )
+
+
+def _validate(config):
+    try:
+        spec = backbones.get(config.model)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    _validate_choice("phase", config.phase, PHASES)
+    _validate_choice("strategy", config.strategy, STRATEGIES)
+    _validate_choice("class_weight", config.class_weight, CLASS_WEIGHTS)
+    _require(
+        config.weights in WEIGHT_KEYWORDS or os.path.isfile(config.weights),
+        f"weights must be one of {list(WEIGHT_KEYWORDS)} or an existing "
+        f"weights file. Received: weights={config.weights!r}",
+    )
+    _validate_dataset_spec("dataset", config.dataset)
+    _validate_dataset_spec("source_dataset", config.source_dataset)
+    for name in ("classes", "source_classes"):
+        value = getattr(config, name)
+        if value is not None:
+            _require(
+                len(value) >= 2 and len(set(value)) == len(value),
+                f"{name} must name at least two distinct classes. "
+                f"Received: {name}={','.join(value)!r}",
+            )
+    for augmentation in config.augment:
+        _validate_choice("augment", augmentation, AUGMENTATIONS)
+    if config.image_size is not None:
+        _require(
+            config.image_size >= spec.min_size,
+            f"image_size must be >= {spec.min_size} for model={config.model}. "
+            f"Received: image_size={config.image_size}",
+        )
+    for name in (
+        "epochs",
+        "fine_tune_epochs",
+        "pretrain_epochs",
+        "examples_per_class",
+        "source_examples_per_class",
+        "early_stopping_patience",
+        "cpu_replicas",
+        "verbose",
+        "seed",
+    ):
+        _validate_range(name, getattr(config, name), 0)
+    _validate_range("batch_size", config.batch_size, 1)
+    for name in ("learning_rate", "fine_tune_learning_rate", "pretrain_learning_rate"):
+        _validate_range(name, getattr(config, name), 0, low_inclusive=False)
+    _validate_range("dropout", config.dropout, 0.0, 0.99)
+    _validate_range("l2", config.l2, 0.0)
+    _validate_range("label_smoothing", config.label_smoothing, 0.0, 0.99)
+    _validate_range("validation_fraction", config.validation_fraction, 0.0, 0.5, False)
+    _validate_range("test_fraction", config.test_fraction, 0.0, 0.5, False)
+    if config.phase == "pretrain":
+        _require(
+            config.weights in ("auto", "none"),
+            "phase=pretrain trains the whole network from random "
+            f"initialisation. Received: weights={config.weights!r}",
+        )

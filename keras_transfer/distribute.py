@@ -1,0 +1,78 @@
+"""The `tf.distribute` strategy factory."""
+
+import json
+import os
+
+import tensorflow as tf
+
+from keras_transfer.config import ConfigError
+
+
+class StrategyError(ConfigError):
+    """The requested strategy cannot run here; the message says why."""
+
+
+def _split_cpu(replicas):
+    """Splits the CPU into `replicas` logical devices (before TF initialises)."""
+    cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration()] * replicas
+        )
+    except RuntimeError:
+        # Already initialised in this process (e.g. an earlier run in tests);
+        # the existing logical devices are used as they are.
+        pass
+    return [device.name for device in tf.config.list_logical_devices("CPU")][:replicas]
+
+
+def validate_tf_config(raw):
+    """Parses TF_CONFIG for multi_worker; raises StrategyError when unusable."""
+    if not raw:
+        raise StrategyError("strategy=multi_worker needs the TF_CONFIG environment variable")
+    try:
+        tf_config = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise StrategyError(f"TF_CONFIG is not valid JSON ({error}). Received: {raw!r}") from None
+    workers = tf_config.get("cluster", {}).get("worker")
+    if not isinstance(workers, list) or not workers:
+        raise StrategyError(f"TF_CONFIG has no cluster.worker list. Received: {raw!r}")
+    task = tf_config.get("task", {})
+    index = task.get("index")
+    if task.get("type") not in ("worker", "chief") or not isinstance(index, int) or not (
+        0 <= index < len(workers)
+    ):
+        raise StrategyError(
+            f"TF_CONFIG task must be a worker with 0 <= index < {len(workers)}. "
+            f"Received: task={task!r}"
+        )
+    return tf_config
+
+
+def make_strategy(name, cpu_replicas=0):
+    """Returns the `tf.distribute.Strategy` for `--strategy`.
+
+    auto: MirroredStrategy over the GPUs when there are several, else one device.
+    mirrored: over the GPUs, or over `cpu_replicas` logical CPU devices.
+    """
+    gpus = tf.config.list_physical_devices("GPU")
+    if name == "auto":
+        name = "mirrored" if len(gpus) > 1 else "one_device"
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
+    if name == "mirrored":
+        if cpu_replicas > 1 or not gpus:
+            return tf.distribute.MirroredStrategy(_split_cpu(max(cpu_replicas, 1)))
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        validate_tf_config(os.environ.get("TF_CONFIG"))
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, tf.errors.OpError) as error:
+            raise StrategyError(f"strategy=tpu: no TPU found ({error})") from None
+        return tf.distribute.TPUStrategy(resolver)
+    raise StrategyError(f"unknown strategy. Received: strategy={name!r}")

@@ -1,0 +1,119 @@
+"""Command line: `python -m keras_transfer.main --model=vgg16 --phase=both`.
+
+Defines the flags, turns them into a frozen `RunConfig` and runs it. Any flag
+can come from a file: `--flagfile=flags/NAME.flags`.
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+from keras_transfer import backbones, config as config_lib
+
+FLAGS = flags.FLAGS
+_DEFAULTS = config_lib.RunConfig.__dataclass_fields__
+
+
+def _default(name):
+    return _DEFAULTS[name].default
+
+
+def define_flags():
+    """Defines the CLI flags (idempotent, so tests can import this module)."""
+    if "model" in FLAGS:
+        return
+    flags.DEFINE_enum("model", _default("model"), sorted(backbones.REGISTRY), "Backbone.")
+    flags.DEFINE_enum("phase", _default("phase"), config_lib.PHASES,
+                      "feature_extraction, fine_tune, both (the first then the second), "
+                      "or pretrain (whole network from scratch; saves base weights).")
+    flags.DEFINE_string("weights", _default("weights"),
+                        "auto, imagenet, none, source, or a base weights file.")
+    flags.DEFINE_string("dataset", _default("dataset"),
+                        "digits, fashion_mnist, tfds:NAME, or a folder of class subfolders.")
+    flags.DEFINE_list("classes", None, "Subset of the dataset's classes (names).")
+    flags.DEFINE_string("source_dataset", None, "Source task dataset for weights=source.")
+    flags.DEFINE_list("source_classes", None, "Source task classes for weights=source.")
+    flags.DEFINE_string("output_dir", None, "Folder for everything the run writes "
+                        "(default: a new runs/MODEL-PHASE-TIMESTAMP).")
+    flags.DEFINE_enum("strategy", _default("strategy"), config_lib.STRATEGIES,
+                      "tf.distribute strategy; multi_worker reads TF_CONFIG.")
+    flags.DEFINE_integer("cpu_replicas", 0, "With strategy=mirrored and no GPU: "
+                         "split the CPU into this many logical devices.")
+    flags.DEFINE_integer("image_size", None, "Square input size (default: the data's "
+                         "own size within the backbone's range; 224 for folders).")
+    flags.DEFINE_integer("batch_size", _default("batch_size"), "Per-replica batch size.")
+    flags.DEFINE_integer("epochs", _default("epochs"), "Feature-extraction epochs.")
+    flags.DEFINE_float("learning_rate", _default("learning_rate"), "Feature-extraction learning rate.")
+    flags.DEFINE_integer("fine_tune_epochs", _default("fine_tune_epochs"), "Fine-tune epochs.")
+    flags.DEFINE_float("fine_tune_learning_rate", _default("fine_tune_learning_rate"),
+                       "Fine-tune learning rate (10-100x below learning_rate).")
+    flags.DEFINE_integer("pretrain_epochs", _default("pretrain_epochs"),
+                         "Epochs of training from scratch (pretrain, source task, baseline uses epochs).")
+    flags.DEFINE_float("pretrain_learning_rate", _default("pretrain_learning_rate"),
+                       "Learning rate of training from scratch (pretrain, source, baseline).")
+    flags.DEFINE_string("unfreeze", _default("unfreeze"), "Fine-tune from: top (last "
+                        "block/stage), all, a block name (block4, conv4) or a layer name.")
+    flags.DEFINE_float("dropout", _default("dropout"), "Dropout before the head.")
+    flags.DEFINE_float("l2", _default("l2"), "L2 penalty on the head's kernel.")
+    flags.DEFINE_float("label_smoothing", _default("label_smoothing"), "Label smoothing.")
+    flags.DEFINE_list("augment", [], "Training augmentations: flip, rotation, zoom.")
+    flags.DEFINE_enum("class_weight", _default("class_weight"), config_lib.CLASS_WEIGHTS,
+                      "balanced: weight classes by inverse training frequency.")
+    flags.DEFINE_integer("examples_per_class", 0, "Cap on training labels per class (0: all).")
+    flags.DEFINE_integer("source_examples_per_class", 0, "Same cap for the source task.")
+    flags.DEFINE_float("validation_fraction", _default("validation_fraction"), "Validation share.")
+    flags.DEFINE_float("test_fraction", _default("test_fraction"), "Test share.")
+    flags.DEFINE_integer("early_stopping_patience", _default("early_stopping_patience"),
+                         "Epochs without val_loss improvement before stopping (0: off).")
+    flags.DEFINE_bool("baseline", False, "Also train the same network from scratch.")
+    flags.DEFINE_integer("seed", _default("seed"), "Seed for splits, shuffling and initialisation.")
+    flags.DEFINE_bool("mixed_precision", False, "mixed_float16 on GPU, mixed_bfloat16 on CPU.")
+    flags.DEFINE_bool("jit_compile", False, "Compile train steps with XLA.")
+    flags.DEFINE_string("cache_dir", None, "Cache of source-pretrained bases "
+                        "(default: $KERAS_TRANSFER_CACHE or ~/.cache/keras_transfer).")
+    flags.DEFINE_string("tfds_data_dir", None, "TFDS data directory.")
+    flags.DEFINE_integer("verbose", None, "Keras progress: 0 silent, 1 bar, 2 a line per "
+                         "epoch (default: 1 on a terminal, else 2).")
+
+
+def _tuple(values):
+    return tuple(values) if values else None
+
+
+def config_from_flags():
+    """The frozen `RunConfig` the parsed flags describe."""
+    names = [name for name in _DEFAULTS if name in FLAGS]
+    values = {name: FLAGS[name].value for name in names}
+    values["classes"] = _tuple(values["classes"])
+    values["source_classes"] = _tuple(values["source_classes"])
+    values["augment"] = tuple(values["augment"] or ())
+    if values["verbose"] is None:
+        values["verbose"] = 1 if sys.stdout.isatty() else 2
+    return config_lib.RunConfig(**values)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        config = config_from_flags()
+        # TensorFlow's C++ start-up chatter (CUDA probing on a CPU machine)
+        # buries the run's own output; warnings and errors still show.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from keras_transfer import run  # TensorFlow loads only for a valid config.
+
+        run.run(config)
+    except config_lib.ConfigError as error:
+        # Settings or data the run cannot use: one line, no traceback.
+        sys.exit(f"keras_transfer: error: {error}")
+
+
+def run_cli():
+    """Entry point of the `keras-transfer` console script."""
+    define_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run_cli()

@@ -1,0 +1,131 @@
+"""The classifier: raw pixels -> resize -> RGB -> backbone preprocessing ->
+base -> pooling -> dropout -> Dense softmax; and its trainability per phase."""
+
+import keras
+
+from keras_transfer import backbones
+from keras_transfer.config import ConfigError
+
+
+@keras.saving.register_keras_serializable(package="keras_transfer")
+class ToRGB(keras.layers.Layer):
+    """Makes any channel count RGB: grayscale is repeated, alpha dropped."""
+
+    def call(self, images):
+        channels = images.shape[-1]
+        if channels in (1, 2):  # Grayscale, or grayscale + alpha.
+            return keras.ops.repeat(images[..., :1], 3, axis=-1)
+        if channels == 3:
+            return images
+        return images[..., :3]  # RGBA: alpha carries no class information.
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (3,)
+
+
+@keras.saving.register_keras_serializable(package="keras_transfer")
+class BackbonePreprocessing(keras.layers.Layer):
+    """The backbone's own `preprocess_input`, inside the model.
+
+    Keeping it in the graph means the SavedModel takes raw 0-255 pixels and a
+    client never has to know whether the base wants caffe BGR means, [-1, 1]
+    or nothing at all.
+    """
+
+    def __init__(self, model_name, **kwargs):
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self._spec = backbones.get(model_name)
+
+    def call(self, images):
+        return self._spec.preprocess_input(images)
+
+    def get_config(self):
+        return {**super().get_config(), "model_name": self.model_name}
+
+
+def build_classifier(spec, num_classes, *, image_size, channels, dropout=0.2,
+                     l2=0.0, base_weights=None, base_in_inference_mode=True):
+    """Returns a Keras model from raw pixels (any size, `channels`) to class
+    probabilities.
+
+    Args:
+      spec: a `backbones.BackboneSpec`.
+      base_weights: None (random), "imagenet", or a weights file for the base.
+      base_in_inference_mode: call the base with `training=False`. True for
+        transfer: BatchNormalization then keeps the moving statistics learned
+        on the source data in both phases; updating them from a few small
+        target batches would wreck the features the head relies on (and in
+        fine-tuning, undo what phase 1 learned). False for training from
+        scratch, where BatchNormalization must learn its statistics.
+    """
+    inputs = keras.Input(shape=(None, None, channels), dtype="float32", name="pixels")
+    x = keras.layers.Resizing(image_size, image_size, name="resize")(inputs)
+    x = ToRGB(name="to_rgb")(x)
+    x = BackbonePreprocessing(spec.name, name="preprocess")(x)
+    if base_weights == "imagenet":
+        base = spec.build(image_size, weights="imagenet")
+    else:
+        base = spec.build(image_size)
+        if base_weights not in (None, "none"):
+            base.load_weights(base_weights)
+    x = base(x, training=False) if base_in_inference_mode else base(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    regularizer = keras.regularizers.L2(l2) if l2 else None
+    # float32 output even under mixed precision: softmax and the loss need
+    # the range, and clients expect float32 probabilities.
+    outputs = keras.layers.Dense(
+        num_classes,
+        activation="softmax",
+        kernel_regularizer=regularizer,
+        dtype="float32",
+        name="classifier",
+    )(x)
+    return keras.Model(inputs, outputs, name=f"{spec.name}_classifier")
+
+
+def base_of(model):
+    """The backbone inside a classifier built by `build_classifier`."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            return layer
+    raise ValueError(f"model {model.name!r} has no nested base model")
+
+
+def check_unfreeze(spec, unfreeze, base):
+    """Raises a clear error when `--unfreeze` names no block or layer."""
+    start = backbones.unfreeze_start_layer(spec, unfreeze)
+    names = [layer.name for layer in base.layers]
+    if start is not None and start not in names:
+        raise ConfigError(
+            f"unfreeze must be 'top', 'all', a block of {spec.name} "
+            f"({', '.join(spec.blocks)}) or one of its layer names. "
+            f"Received: unfreeze={unfreeze!r}"
+        )
+    return start
+
+
+def set_trainable_for_phase(model, spec, phase, unfreeze="top"):
+    """Sets which weights train in `phase`.
+
+    feature_extraction: the base is frozen, only the head trains.
+    fine_tune: the base from the `unfreeze` point up trains, BatchNormalization
+      layers excepted (their gamma/beta were fit together with the frozen
+      moving statistics, and tiny target batches make them noisy).
+    scratch: everything trains.
+    """
+    base = base_of(model)
+    if phase == "feature_extraction":
+        base.trainable = False
+        return
+    base.trainable = True
+    if phase == "scratch":
+        return
+    start = check_unfreeze(spec, unfreeze, base)
+    trainable = start is None
+    for layer in base.layers:
+        trainable = trainable or layer.name == start
+        layer.trainable = trainable and not isinstance(
+            layer, keras.layers.BatchNormalization
+        )

@@ -1,0 +1,94 @@
+"""`tf.data` input pipelines: decode, resize, shuffle, batch, augment, prefetch.
+
+Pixels stay in 0-255 here; the backbone's own preprocessing lives inside the
+model, so the exported SavedModel accepts the same raw pixels.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def decode_image(contents, channels, image_size):
+    """Decodes encoded JPEG/PNG/BMP/GIF bytes to float32 pixels, resized.
+
+    Shared by the training pipeline and the exported serving signature so a
+    served image goes through exactly the transformation training used. GIFs
+    give their first frame.
+    """
+    if channels == 1:
+        image = _decode_grayscale(contents)
+    else:
+        image = tf.io.decode_image(
+            contents, channels=channels, expand_animations=False
+        )
+    image.set_shape([None, None, channels])
+    image = tf.image.resize(image, [image_size, image_size], method="bilinear")
+    return tf.cast(image, tf.float32)
+
+
+def _decode_grayscale(contents):
+    """One channel from any format: the BMP and GIF decoders refuse
+    channels=1, so decode natively and convert."""
+    image = tf.io.decode_image(contents, channels=0, expand_animations=False)
+    return tf.cond(
+        tf.shape(image)[-1] < 3,
+        lambda: image[..., :1],  # Grayscale, or grayscale + alpha.
+        lambda: tf.image.rgb_to_grayscale(image[..., :3]),
+    )
+
+
+def _augmenter(augment, seed):
+    """A Keras layer stack for the requested augmentations, or None."""
+    steps = []
+    if "flip" in augment:
+        steps.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    if "rotation" in augment:
+        steps.append(keras.layers.RandomRotation(0.08, fill_mode="constant", seed=seed))
+    if "zoom" in augment:
+        steps.append(keras.layers.RandomZoom(0.1, fill_mode="constant", seed=seed))
+    return keras.Sequential(steps, name="augment") if steps else None
+
+
+def make_dataset(examples, *, num_classes, batch_size, image_size, channels,
+                 training=False, seed=0, augment=()):
+    """Returns a batched `tf.data.Dataset` of (float32 pixels, one-hot labels).
+
+    Args:
+      examples: a `datasets.Examples` (in-memory uint8 images or file paths).
+      batch_size: the global batch size (per-replica batch x replicas).
+      training: shuffle (seeded, reshuffled every epoch) and augment.
+    """
+    labels = tf.one_hot(examples.labels, num_classes, dtype=tf.float32)
+    if examples.images is not None:
+        dataset = tf.data.Dataset.from_tensor_slices((examples.images, labels))
+        dataset = dataset.map(
+            lambda image, label: (tf.cast(image, tf.float32), label),
+            num_parallel_calls=AUTOTUNE,
+        )
+    else:
+        paths = np.asarray(examples.files, dtype=str)
+        dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
+        dataset = dataset.map(
+            lambda path, label: (
+                decode_image(tf.io.read_file(path), channels, image_size),
+                label,
+            ),
+            num_parallel_calls=AUTOTUNE,
+        )
+        # Decoding is the expensive part for files; do it once.
+        dataset = dataset.cache()
+    if training:
+        dataset = dataset.shuffle(
+            len(examples), seed=seed, reshuffle_each_iteration=True
+        )
+    dataset = dataset.batch(batch_size)
+    augmenter = _augmenter(augment, seed) if training else None
+    if augmenter is not None:
+        dataset = dataset.map(
+            lambda images, label: (augmenter(images, training=True), label),
+            num_parallel_calls=AUTOTUNE,
+        )
+    return dataset.prefetch(AUTOTUNE)

@@ -1,0 +1,241 @@
+"""One run end to end: data -> weights -> phases -> evaluation -> export.
+
+Everything that can be wrong with the settings (flags, data, weights, output
+folder) is checked before the first epoch and before anything is written.
+"""
+
+import os
+import platform
+import time
+
+import keras
+import tensorflow as tf
+
+import keras_transfer
+from keras_transfer import datasets, distribute, evaluate, export, outputs
+from keras_transfer import model as model_lib
+from keras_transfer import plots, pretrain, splits, train, weights
+
+
+def log(message):
+    print(f"[keras_transfer] {message}", flush=True)
+
+
+def resolve_image_size(config, data):
+    """`--image_size`, or the data's own resolution within the backbone's range."""
+    spec = config.backbone
+    if config.image_size:
+        return config.image_size
+    if data.native_size is None:
+        return spec.default_size
+    return max(spec.min_size, min(data.native_size, spec.default_size))
+
+
+def _load(config, role, classes, spec, examples_per_class):
+    return datasets.load_task(
+        spec, classes, role=role, seed=config.seed,
+        validation_fraction=config.validation_fraction,
+        test_fraction=config.test_fraction, examples_per_class=examples_per_class,
+        tfds_data_dir=config.tfds_data_dir,
+    )
+
+
+def _check_settings(config, image_size):
+    """Checks that need TensorFlow or the data; raises before any writing."""
+    if config.strategy == "multi_worker":
+        raise distribute.StrategyError(
+            "strategy=multi_worker is not supported yet: Keras 3 model.fit fails "
+            "under MultiWorkerMirroredStrategy (keras-team/keras#20585). "
+            "Received: strategy=multi_worker"
+        )
+    if config.phase in ("fine_tune", "both"):
+        model_lib.check_unfreeze(
+            config.backbone, config.unfreeze, config.backbone.build(image_size)
+        )
+    if config.phase == "fine_tune" and outputs.check_output_dir(
+        config.output_dir or "", "fine_tune"
+    ) != "continue":
+        raise outputs.OutputDirError(
+            "phase=fine_tune starts from a feature-extraction result: pass the "
+            "--output_dir of a run that has one, or use --phase=both. "
+            f"Received: output_dir={config.output_dir!r}"
+        )
+
+
+def _summary(config, data, resolved, image_size, output_dir, replicas, global_batch):
+    log(f"model {config.model}, phase {config.phase}, image size {image_size}")
+    log(f"dataset {data.name}: classes {', '.join(data.class_names)}; "
+        f"split sizes {data.split_sizes()}")
+    log(f"weights {config.weights} -> {resolved.kind}: {resolved.detail}")
+    log(f"strategy {config.strategy}: {replicas} replica(s), global batch {global_batch}")
+    log(f"output folder {output_dir}")
+
+
+def _fine_tune_start(model, output_dir, previous):
+    """Loads the phase-1 result of an earlier run for `--phase=fine_tune`."""
+    model.load_weights(os.path.join(output_dir, "checkpoints", "feature_extraction.weights.h5"))
+    phase_one = previous["phases"]["feature_extraction"]
+    log("fine-tuning from the feature-extraction result in the output folder")
+    return train.PhaseResult(**phase_one)
+
+
+def _transfer_phases(config, data, resolved, ctx, previous):
+    """Builds the transfer classifier and runs phases 1 and/or 2."""
+    spec = config.backbone
+    with ctx["strategy"].scope():
+        classifier = model_lib.build_classifier(
+            spec, data.num_classes, image_size=ctx["image_size"], channels=data.channels,
+            dropout=config.dropout, l2=config.l2, base_weights=resolved.load,
+        )
+    train_data, validation_data, _ = pretrain.datasets_for(
+        data, config, ctx["image_size"], ctx["global_batch"])
+    common = dict(train_data=train_data, validation_data=validation_data,
+                  strategy=ctx["strategy"], config=config, num_classes=data.num_classes,
+                  output_dir=ctx["output_dir"], class_weight=ctx["class_weight"])
+    phases = []
+    if config.phase in ("feature_extraction", "both"):
+        model_lib.set_trainable_for_phase(classifier, spec, "feature_extraction")
+        phases.append(train.run_phase(
+            classifier, "feature_extraction", epochs=config.epochs,
+            learning_rate=config.learning_rate, **common))
+    if config.phase == "fine_tune":
+        phases.append(_fine_tune_start(classifier, ctx["output_dir"], previous))
+    if config.phase in ("fine_tune", "both") and config.fine_tune_epochs:
+        model_lib.set_trainable_for_phase(classifier, spec, "fine_tune", config.unfreeze)
+        first = phases[-1].first_epoch + phases[-1].epochs_run
+        phases.append(train.run_phase(
+            classifier, "fine_tune", epochs=config.fine_tune_epochs,
+            learning_rate=config.fine_tune_learning_rate, first_epoch=first, **common))
+    return classifier, phases
+
+
+def _baseline(config, data, ctx):
+    """The same network from random initialisation on the same budget."""
+    epochs = config.epochs + (config.fine_tune_epochs if config.phase in ("both", "fine_tune") else 0)
+    log(f"baseline: the same network from scratch, {epochs} epoch(s)")
+    classifier, result = pretrain.train_from_scratch(
+        "scratch", data, config=config, strategy=ctx["strategy"],
+        image_size=ctx["image_size"], global_batch=ctx["global_batch"], epochs=epochs,
+        learning_rate=config.pretrain_learning_rate,
+        output_dir=os.path.join(ctx["output_dir"], "baseline"),
+        class_weight=ctx["class_weight"],
+    )
+    _, _, test_data = pretrain.datasets_for(data, config, ctx["image_size"], ctx["global_batch"])
+    report, _, _ = evaluate.evaluate(classifier, test_data, data.class_names)
+    return {"phases": {result.name: result.to_dict()}, "test": report}
+
+
+def _write_plots(output_dir, phases, report, title):
+    plots.learning_curves(phases, os.path.join(output_dir, "learning_curves.png"), title)
+    plots.confusion_matrix(report["confusion_matrix"], report["class_names"],
+                           os.path.join(output_dir, "confusion_matrix.png"),
+                           f"{title}: test confusion matrix")
+
+
+def _versions():
+    return {"keras_transfer": keras_transfer.__version__, "tensorflow": tf.__version__,
+            "keras": keras.__version__, "python": platform.python_version()}
+
+
+def run(config):
+    """Runs `config` end to end; returns the metrics dict written to metrics.json."""
+    started = time.time()
+    timings = {}
+    data = _load(config, "target", config.classes, config.dataset, config.examples_per_class)
+    image_size = resolve_image_size(config, data)
+    resolved = weights.resolve(config, image_size)
+    _check_settings(config, image_size)
+    output_dir = outputs.create_output_dir(config)
+    previous = None
+    if config.phase == "fine_tune":
+        previous = outputs.read_json(os.path.join(output_dir, outputs.METRICS_FILE))
+        outputs.check_compatible(previous["config"], {**config.to_dict(), "image_size": image_size}, output_dir)
+    run_config = {**config.to_dict(), "image_size": image_size, "output_dir": output_dir}
+    outputs.write_json(os.path.join(output_dir, outputs.CONFIG_FILE), run_config)
+
+    keras.utils.set_random_seed(config.seed)
+    previous_policy = keras.mixed_precision.global_policy()
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy(
+            "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16")
+    try:
+        strategy = distribute.make_strategy(config.strategy, config.cpu_replicas)
+        replicas = strategy.num_replicas_in_sync
+        ctx = {"strategy": strategy, "image_size": image_size, "output_dir": output_dir,
+               "global_batch": config.batch_size * replicas,
+               "class_weight": splits.class_weights(data.train.labels, data.num_classes)
+               if config.class_weight == "balanced" else None}
+        _summary(config, data, resolved, image_size, output_dir, replicas, ctx["global_batch"])
+
+        source_result = None
+        if resolved.kind == "source" and not os.path.isfile(resolved.load):
+            task = resolved.source_task
+            source = _load(config, "source", tuple(task["classes"]) if task["classes"] else None,
+                           task["dataset"], config.source_examples_per_class)
+            log(f"pretraining the base on the source task {source.name} "
+                f"({', '.join(source.class_names)}), {config.pretrain_epochs} epoch(s)")
+            source_result = pretrain.pretrain_source_base(
+                source, resolved.load, config=config, strategy=strategy,
+                image_size=image_size, global_batch=ctx["global_batch"])
+            timings["source_pretrain"] = source_result.seconds
+
+        if config.phase == "pretrain":
+            classifier, result = pretrain.train_from_scratch(
+                "pretrain", data, config=config, strategy=strategy, image_size=image_size,
+                global_batch=ctx["global_batch"], epochs=config.pretrain_epochs,
+                learning_rate=config.pretrain_learning_rate, output_dir=output_dir,
+                class_weight=ctx["class_weight"])
+            phases = [result]
+            pretrain.save_base_weights(
+                classifier, os.path.join(output_dir, pretrain.BASE_WEIGHTS_FILE))
+            log(f"base weights saved to {os.path.join(output_dir, pretrain.BASE_WEIGHTS_FILE)}"
+                " (use them with --weights=PATH)")
+        else:
+            classifier, phases = _transfer_phases(config, data, resolved, ctx, previous)
+        for phase in phases:
+            timings.setdefault(phase.name, phase.seconds)
+
+        _, _, test_data = pretrain.datasets_for(data, config, image_size, ctx["global_batch"])
+        report, _, _ = evaluate.evaluate(classifier, test_data, data.class_names)
+        timings["evaluate"] = report["seconds"]
+        log(f"test accuracy {report['accuracy']:.4f}, macro F1 {report['f1']:.4f} "
+            f"on {report['examples']} test images")
+
+        metrics = {
+            "config": run_config,
+            "weights": resolved.to_dict(),
+            "dataset": {"name": data.name, "class_names": list(data.class_names),
+                        "channels": data.channels, "split_sizes": data.split_sizes()},
+            "strategy": {"name": config.strategy, "replicas": replicas,
+                         "global_batch_size": ctx["global_batch"]},
+            "source_pretrain": source_result.to_dict() if source_result else None,
+            "phases": {phase.name: phase.to_dict() for phase in phases},
+            "test": report,
+            "class_names": list(data.class_names),
+            "versions": _versions(),
+        }
+        if config.baseline:
+            metrics["baseline"] = _baseline(config, data, ctx)
+            timings["baseline"] = metrics["baseline"]["phases"]["scratch"]["seconds"]
+            scratch = metrics["baseline"]["test"]["accuracy"]
+            metrics["comparison"] = {"transfer_accuracy": report["accuracy"],
+                                     "scratch_accuracy": scratch,
+                                     "gain": report["accuracy"] - scratch}
+            log(f"transfer {report['accuracy']:.4f} vs scratch {scratch:.4f} "
+                f"(gain {report['accuracy'] - scratch:+.4f})")
+        _write_plots(output_dir, phases, report, f"{config.model} on {data.name}")
+
+        export_start = time.time()
+        path = export.export_model(classifier, os.path.join(output_dir, "export"),
+                                   data.class_names, image_size=image_size,
+                                   channels=data.channels)
+        timings["export"] = round(time.time() - export_start, 2)
+        log(f"SavedModel exported to {path}")
+        metrics["export"] = {"path": path, "version": int(os.path.basename(path))}
+        timings["total"] = round(time.time() - started, 2)
+        metrics["timings"] = timings
+        outputs.write_json(os.path.join(output_dir, outputs.METRICS_FILE), metrics)
+        log(f"metrics written to {os.path.join(output_dir, outputs.METRICS_FILE)}")
+        return metrics
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)

@@ -1,0 +1,52 @@
+"""The registry: every entry builds, preprocesses and knows its top block."""
+
+import numpy as np
+import pytest
+
+from keras_transfer import backbones, model as model_lib
+
+
+@pytest.mark.parametrize("name", ["vgg16", "resnet50", "mobilenet_v2", "efficientnet_b0"])
+def test_entry_builds_at_min_size_and_knows_its_blocks(name):
+    spec = backbones.get(name)
+    base = spec.build(spec.min_size)
+    layer_names = {layer.name for layer in base.layers}
+    assert spec.unfreeze_from in layer_names
+    assert set(spec.blocks.values()) <= layer_names
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    processed = np.asarray(spec.preprocess_input(pixels.copy()))
+    assert processed.shape == pixels.shape and np.isfinite(processed).all()
+    assert base(spec.preprocess_input(pixels)).shape[0] == 2
+
+
+def test_preprocessing_is_the_backbones_own():
+    pixels = np.full((1, 32, 32, 3), 255.0, "float32")
+    # VGG16 and ResNet50 use caffe mode (BGR, ImageNet means subtracted);
+    # MobileNetV2 scales to [-1, 1].
+    assert np.asarray(backbones.get("vgg16").preprocess_input(pixels.copy())).max() < 255 - 100
+    assert np.allclose(backbones.get("mobilenet_v2").preprocess_input(pixels.copy()), 1.0)
+
+
+def test_unknown_model_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"Received: model='alexnet'"):
+        backbones.get("alexnet")
+
+
+def test_unfreeze_resolves_top_all_block_and_layer():
+    spec = backbones.get("vgg16")
+    assert backbones.unfreeze_start_layer(spec, "top") == "block5_conv1"
+    assert backbones.unfreeze_start_layer(spec, "all") is None
+    assert backbones.unfreeze_start_layer(spec, "block4") == "block4_conv1"
+    assert backbones.unfreeze_start_layer(spec, "block3_conv2") == "block3_conv2"
+
+
+def test_adding_a_backbone_is_one_entry(monkeypatch):
+    entry = backbones.BackboneSpec(
+        name="densenet121", module="densenet", constructor="DenseNet121",
+        min_size=32, default_size=224, unfreeze_from="conv5_block1_0_bn",
+        blocks={"conv5": "conv5_block1_0_bn"}, imagenet_notop_file="x.h5",
+    )
+    monkeypatch.setitem(backbones.REGISTRY, "densenet121", entry)
+    classifier = model_lib.build_classifier(backbones.get("densenet121"), 3,
+                                            image_size=32, channels=3)
+    assert classifier.output_shape == (None, 3)

@@ -1,0 +1,69 @@
+"""Bad settings stop early with one line naming the flag and the value."""
+
+import os
+
+import pytest
+
+from conftest import run_python
+from keras_transfer import config as config_lib
+
+
+@pytest.mark.parametrize(
+    "overrides, flag, value",
+    [
+        (dict(model="vgg17"), "model", "'vgg17'"),
+        (dict(epochs=-1), "epochs", "-1"),
+        (dict(fine_tune_epochs=-2), "fine_tune_epochs", "-2"),
+        (dict(image_size=16), "image_size", "16"),
+        (dict(dataset="/no/such/folder"), "dataset", "'/no/such/folder'"),
+        (dict(weights="/no/such/file.h5"), "weights", "'/no/such/file.h5'"),
+        (dict(learning_rate=0.0), "learning_rate", "0.0"),
+        (dict(batch_size=0), "batch_size", "0"),
+        (dict(dropout=1.5), "dropout", "1.5"),
+        (dict(augment=("flip", "shear")), "augment", "'shear'"),
+        (dict(classes=("5",)), "classes", "'5'"),
+        (dict(phase="pretrain", weights="imagenet"), "weights", "'imagenet'"),
+    ],
+)
+def test_invalid_setting_names_flag_and_value(overrides, flag, value):
+    with pytest.raises(config_lib.ConfigError) as raised:
+        config_lib.RunConfig(**overrides)
+    message = str(raised.value)
+    assert f"Received: {flag}={value}" in message or f"{flag}={value}" in message
+    assert "\n" not in message
+
+
+def test_defaults_are_the_documented_ones():
+    config = config_lib.RunConfig()
+    assert (config.model, config.phase, config.weights, config.dataset) == (
+        "vgg16", "both", "auto", "digits")
+    assert config.learning_rate / config.fine_tune_learning_rate >= 10
+    assert config.to_dict()["augment"] == []
+
+
+def test_config_is_frozen():
+    config = config_lib.RunConfig()
+    with pytest.raises(Exception):
+        config.epochs = 3
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--epochs=-1"], "epochs must be >= 0. Received: epochs=-1"),
+        (["--image_size=8"], "Received: image_size=8"),
+        (["--dataset=/no/such/folder"], "Received: dataset='/no/such/folder'"),
+        (["--classes=5,6,x"], "classes names a class the data lacks: 'x'"),
+        (["--model=vgg17"], "flag --model=vgg17"),
+    ],
+)
+def test_cli_rejects_bad_flags_before_training(args, expected, tmp_path):
+    output_dir = tmp_path / "run"
+    result = run_python(
+        ["-m", "keras_transfer.main", f"--output_dir={output_dir}", *args], timeout=120
+    )
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if expected in line]
+    assert lines, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not os.path.exists(output_dir)

@@ -1,0 +1,132 @@
+"""Whole runs on the embedded digits: both phases, evaluation, plots, export,
+output safety, fine-tune continuation, pretrain -> --weights=PATH, baseline."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from absl.testing import flagsaver
+
+from conftest import TINY
+from keras_transfer import config as config_lib
+from keras_transfer import main as main_lib
+from keras_transfer import run as run_lib
+from keras_transfer import outputs
+
+
+def _config(tmp_path, cache_dir, name="run", **overrides):
+    settings = {**TINY, "output_dir": str(tmp_path / name), "cache_dir": cache_dir,
+                **overrides}
+    return config_lib.RunConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def both_run(tmp_path_factory, cache_dir):
+    """One `--phase=both` run through the CLI entry point, shared by tests."""
+    output_dir = str(tmp_path_factory.mktemp("both") / "run")
+    with flagsaver.flagsaver(output_dir=output_dir, cache_dir=cache_dir, **TINY):
+        main_lib.main(["keras_transfer"])
+    return output_dir
+
+
+def test_both_phases_write_the_documented_outputs(both_run):
+    metrics = outputs.read_json(os.path.join(both_run, "metrics.json"))
+    assert list(metrics["phases"]) == ["feature_extraction", "fine_tune"]
+    assert metrics["phases"]["fine_tune"]["first_epoch"] == 1
+    assert metrics["weights"]["requested"] == "auto"
+    assert metrics["weights"]["kind"] == "source"
+    test = metrics["test"]
+    for key in ("accuracy", "precision", "recall", "f1", "auc", "top_k",
+                "per_class", "confusion_matrix", "class_names"):
+        assert key in test
+    assert test["class_names"] == ["5", "6", "7", "8", "9"]
+    matrix = np.array(test["confusion_matrix"])
+    assert matrix.shape == (5, 5) and matrix.sum() == test["examples"]
+    assert np.isclose(np.trace(matrix) / matrix.sum(), test["accuracy"])
+    assert {"feature_extraction", "fine_tune", "evaluate", "export", "total"} <= set(
+        metrics["timings"])
+    for name in ("learning_curves.png", "confusion_matrix.png", "history_fine_tune.csv",
+                 "run_config.json", "checkpoints/fine_tune.weights.h5"):
+        assert os.path.getsize(os.path.join(both_run, name)) > 0, name
+    assert os.listdir(os.path.join(both_run, "tensorboard", "fine_tune", "train"))
+    assert os.path.isfile(os.path.join(both_run, "export", "1", "assets", "labels.txt"))
+
+
+def test_history_csv_continues_epochs_across_phases(both_run):
+    with open(os.path.join(both_run, "history_fine_tune.csv")) as handle:
+        rows = handle.read().splitlines()
+    assert rows[0].startswith("epoch,") and rows[1].startswith("1,")
+
+
+def test_reused_output_dir_is_refused_before_anything_is_written(both_run, cache_dir):
+    before = sorted(os.listdir(both_run))
+    with pytest.raises(config_lib.ConfigError, match="would be overwritten"):
+        run_lib.run(config_lib.RunConfig(**{**TINY, "output_dir": both_run,
+                                            "cache_dir": cache_dir}))
+    assert sorted(os.listdir(both_run)) == before
+
+
+def test_default_output_dir_is_new_for_every_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = config_lib.RunConfig()
+    first, second = outputs.create_output_dir(config), outputs.create_output_dir(config)
+    assert first != second and os.path.isdir(first) and os.path.isdir(second)
+
+
+def test_fine_tune_alone_continues_the_phase_one_result(tmp_path, cache_dir):
+    config = _config(tmp_path, cache_dir, phase="feature_extraction")
+    first = run_lib.run(config)
+    assert list(first["phases"]) == ["feature_extraction"]
+    second = run_lib.run(_config(tmp_path, cache_dir, phase="fine_tune"))
+    assert list(second["phases"]) == ["feature_extraction", "fine_tune"]
+    assert second["phases"]["feature_extraction"] == first["phases"]["feature_extraction"]
+    assert sorted(os.listdir(tmp_path / "run" / "export")) == ["1", "2"]
+
+
+def test_fine_tune_alone_without_a_phase_one_result_is_refused(tmp_path, cache_dir):
+    with pytest.raises(config_lib.ConfigError, match="phase=fine_tune starts from"):
+        run_lib.run(_config(tmp_path, cache_dir, phase="fine_tune"))
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_pretrain_then_weights_path(tmp_path, cache_dir):
+    pretrained = run_lib.run(_config(tmp_path, cache_dir, name="pre", phase="pretrain",
+                                     classes=("0", "1", "2")))
+    assert list(pretrained["phases"]) == ["pretrain"]
+    weights_file = str(tmp_path / "pre" / "base.weights.h5")
+    metrics = run_lib.run(_config(tmp_path, cache_dir, weights=weights_file,
+                                  phase="feature_extraction"))
+    assert metrics["weights"]["kind"] == "file"
+    assert metrics["weights"]["load"] == weights_file
+
+
+def test_source_base_is_cached_and_reused(tmp_path, cache_dir):
+    # The module fixture (or an earlier test) pretrained this configuration.
+    metrics = run_lib.run(_config(tmp_path, cache_dir, phase="feature_extraction"))
+    assert metrics["source_pretrain"] is None
+    assert "reusing cached" in metrics["weights"]["detail"]
+
+
+def test_baseline_reports_transfer_and_scratch_side_by_side(tmp_path, cache_dir):
+    metrics = run_lib.run(_config(tmp_path, cache_dir, baseline=True, model="mobilenet_v2",
+                                  weights="none"))
+    baseline = metrics["baseline"]
+    assert baseline["phases"]["scratch"]["epochs_run"] == 2  # epochs + fine_tune_epochs
+    comparison = metrics["comparison"]
+    assert np.isclose(comparison["gain"],
+                      metrics["test"]["accuracy"] - baseline["test"]["accuracy"])
+
+
+def test_resnet50_runs_both_phases(tmp_path, cache_dir):
+    metrics = run_lib.run(_config(tmp_path, cache_dir, model="resnet50", weights="none",
+                                  classes=("0", "1", "2")))
+    assert list(metrics["phases"]) == ["feature_extraction", "fine_tune"]
+    assert metrics["config"]["image_size"] == 32
+
+
+def test_metrics_json_is_valid_json(both_run):
+    with open(os.path.join(both_run, "metrics.json")) as handle:
+        text = handle.read()
+    json.loads(text)
+    assert "NaN" not in text

@@ -1,0 +1,376 @@
+"""The export is a SavedModel that TF Serving can load as it is.
+
+What a serving client sees is checked from a fresh process that imports only
+TensorFlow: no Keras code, no `keras_transfer`. Versions follow TF Serving's
+layout and appear atomically.
+"""
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from conftest import run_python
+from keras_transfer import backbones, export
+from keras_transfer import model as model_lib
+
+IMAGE_SIZE = 32
+GRAY_CLASSES = ["ankle boot", "T-shirt/top", "sneaker"]
+RGB_CLASSES = ["cat", "dog", "bird", "boat"]
+TOLERANCE = 1e-5
+
+# Runs in a fresh interpreter, the way TF Serving or any TensorFlow-only client
+# would: it must not need Keras layers or `keras_transfer` to load and serve.
+SERVE_CODE = r"""
+import json
+import sys
+
+import tensorflow as tf
+
+with open(sys.argv[1]) as handle:
+    requests = json.load(handle)
+results = {}
+for name, request in requests.items():
+    serve = tf.saved_model.load(request["export"]).signatures["serving_default"]
+    blobs = []
+    for path in request["files"]:
+        with open(path, "rb") as handle:
+            blobs.append(handle.read())
+    try:
+        outputs = serve(image_bytes=tf.constant(blobs))
+    except tf.errors.InvalidArgumentError as error:
+        results[name] = {"error": type(error).__name__, "message": str(error)[-600:]}
+        continue
+    results[name] = {
+        "probabilities": outputs["probabilities"].numpy().tolist(),
+        "probabilities_dtype": outputs["probabilities"].dtype.name,
+        "label": [label.decode("utf-8") for label in outputs["label"].numpy()],
+        "score": outputs["score"].numpy().tolist(),
+        "score_dtype": outputs["score"].dtype.name,
+    }
+# `import tensorflow` itself pulls in keras and PIL; the project must not be.
+results["modules"] = sorted(name for name in sys.modules if name.startswith("keras_transfer"))
+print(json.dumps(results))
+"""
+
+
+def _encode(pixels, image_format):
+    """Encoded bytes of uint8 `pixels` ([H, W] gray or [H, W, 3] RGB)."""
+    if image_format == "JPEG":
+        image = pixels[..., None] if pixels.ndim == 2 else pixels
+        return tf.io.encode_jpeg(image, quality=90).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+def _pixels_as_served(contents, channels):
+    """The pixels that lossy JPEG or palette GIF bytes really carry."""
+    if contents[:2] == b"\xff\xd8":
+        # JPEG decoders legitimately differ by a level here and there, which
+        # moves these probabilities by ~1e-3; TF's own libjpeg is the reference.
+        return tf.io.decode_jpeg(contents, channels=channels).numpy()
+    image = Image.open(io.BytesIO(contents)).convert("L" if channels == 1 else "RGB")
+    pixels = np.asarray(image)
+    return pixels[..., None] if channels == 1 else pixels
+
+
+def _tree_digest(folder):
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            digest.update(os.path.relpath(path, folder).encode())
+            with open(path, "rb") as handle:
+                digest.update(handle.read())
+    return digest.hexdigest()
+
+
+def _spread_head(model, images):
+    """Re-draws the classifier head so its top-1 class varies over `images`.
+
+    A randomly initialised network gives nearly the same output for every
+    image; centring the logits on these images and scaling them makes each
+    label appear, so `label` is checked against more than one class.
+    """
+    pooled = keras.Model(model.inputs, model.get_layer("pool").output)
+    features = pooled.predict_on_batch(images.astype(np.float32))
+    head = model.get_layer("classifier")
+    kernel, _ = head.get_weights()
+    centred = (features - features.mean(axis=0)) @ kernel
+    kernel = kernel * (4.0 / centred.std())
+    head.set_weights([kernel, -features.mean(axis=0) @ kernel])
+
+
+@pytest.fixture(scope="module")
+def gray(tmp_path_factory):
+    """A 1-channel VGG16 classifier, its export, and digits as 8x8 uint8."""
+    keras.utils.set_random_seed(0)
+    model = model_lib.build_classifier(
+        backbones.get("vgg16"), len(GRAY_CLASSES), image_size=IMAGE_SIZE, channels=1
+    )
+    digits = load_digits()
+    picks = [int(np.flatnonzero(digits.target == d)[0]) for d in range(10)]
+    images = (digits.images[picks] * 15).astype(np.uint8)  # 0-16 -> 0-240.
+    _spread_head(model, images[..., None])
+    base = str(tmp_path_factory.mktemp("gray_export"))
+    path = export.export_model(
+        model, base, GRAY_CLASSES, image_size=IMAGE_SIZE, channels=1
+    )
+    return dict(model=model, base=base, path=path, images=images)
+
+
+@pytest.fixture(scope="module")
+def rgb(tmp_path_factory):
+    """A 3-channel classifier served images of a different size (20x24)."""
+    keras.utils.set_random_seed(1)
+    model = model_lib.build_classifier(
+        backbones.get("vgg16"), len(RGB_CLASSES), image_size=IMAGE_SIZE, channels=3
+    )
+    images = np.random.default_rng(1).integers(0, 256, (6, 20, 24, 3), dtype=np.uint8)
+    _spread_head(model, images)
+    base = str(tmp_path_factory.mktemp("rgb_export"))
+    path = export.export_model(
+        model, base, RGB_CLASSES, image_size=IMAGE_SIZE, channels=3
+    )
+    return dict(model=model, base=base, path=path, images=images)
+
+
+def _requests(gray, rgb, folder):
+    """Name -> (export, encoded images, expected pixels or None for an error)."""
+    gray_pixels = gray["images"][..., None]
+    cases = {
+        "gray_png": (gray, [_encode(i, "PNG") for i in gray["images"]], gray_pixels),
+        "gray_jpeg": (gray, [_encode(i, "JPEG") for i in gray["images"]], None),
+        "gray_bmp": (gray, [_encode(i, "BMP") for i in gray["images"][:2]], gray_pixels[:2]),
+        "gray_gif": (gray, [_encode(i, "GIF") for i in gray["images"][:2]], gray_pixels[:2]),
+        "rgb_png": (rgb, [_encode(i, "PNG") for i in rgb["images"]], rgb["images"]),
+        "rgb_jpeg": (rgb, [_encode(i, "JPEG") for i in rgb["images"]], None),
+        "rgb_bmp": (rgb, [_encode(i, "BMP") for i in rgb["images"]], rgb["images"]),
+        "rgb_gif": (rgb, [_encode(i, "GIF") for i in rgb["images"]], None),
+        "rgb_mixed": (
+            rgb,
+            [_encode(i, f) for i, f in zip(rgb["images"], ["GIF", "BMP", "JPEG", "PNG"] * 2)],
+            None,
+        ),
+        # One undecodable image among good ones.
+        "bad_image": (
+            gray,
+            [_encode(gray["images"][0], "PNG"),
+             np.random.default_rng(2).bytes(200),
+             _encode(gray["images"][1], "PNG")],
+            "error",
+        ),
+    }
+    requests, expected = {}, {}
+    for name, (setup, blobs, pixels) in cases.items():
+        files = []
+        for index, blob in enumerate(blobs):
+            path = os.path.join(folder, f"{name}_{index}")
+            with open(path, "wb") as handle:
+                handle.write(blob)
+            files.append(path)
+        if pixels is None:  # Lossy: what the bytes decode to, by Pillow.
+            channels = 1 if setup is gray else 3
+            pixels = np.stack([_pixels_as_served(b, channels) for b in blobs])
+        requests[name] = {"export": setup["path"], "files": files}
+        expected[name] = (setup, pixels)
+    return requests, expected
+
+
+@pytest.fixture(scope="module")
+def served(gray, rgb, tmp_path_factory):
+    """Outputs of `serving_default` in a TensorFlow-only process, and what the
+    in-memory Keras models give for the same pixels."""
+    folder = str(tmp_path_factory.mktemp("requests"))
+    requests, expected = _requests(gray, rgb, folder)
+    requests_file = os.path.join(folder, "requests.json")
+    with open(requests_file, "w") as handle:
+        json.dump(requests, handle)
+    result = run_python(["-c", SERVE_CODE, requests_file])
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = json.loads(result.stdout.strip().splitlines()[-1])
+    references = {
+        name: None if isinstance(pixels, str) else
+        setup["model"].predict_on_batch(pixels.astype(np.float32))
+        for name, (setup, pixels) in expected.items()
+    }
+    return outputs, references
+
+
+def test_served_in_tensorflow_only_process(served):
+    outputs, _ = served
+    assert outputs["modules"] == []
+
+
+@pytest.mark.parametrize("case", ["gray_png", "rgb_png", "rgb_bmp"])
+def test_probabilities_match_keras_model(served, case):
+    outputs, references = served
+    probabilities = np.asarray(outputs[case]["probabilities"])
+    assert outputs[case]["probabilities_dtype"] == "float32"
+    assert probabilities.shape == references[case].shape
+    np.testing.assert_allclose(probabilities, references[case], rtol=0, atol=TOLERANCE)
+    # The comparison can tell images apart: a serving path that mangled the
+    # pixels would not pass it by accident.
+    spread = np.abs(references[case] - references[case][:1]).max()
+    assert spread > 100 * TOLERANCE
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["gray_jpeg", "gray_bmp", "gray_gif", "rgb_jpeg", "rgb_gif", "rgb_mixed"],
+)
+def test_jpeg_bmp_gif_accepted(served, case):
+    outputs, references = served
+    assert "error" not in outputs[case], outputs[case].get("message")
+    # JPEG and GIF are lossy: the reference is the model on the pixels the
+    # same bytes decode to.
+    np.testing.assert_allclose(
+        outputs[case]["probabilities"], references[case], rtol=0, atol=TOLERANCE
+    )
+
+
+@pytest.mark.parametrize("case, classes", [("gray_png", GRAY_CLASSES), ("rgb_png", RGB_CLASSES)])
+def test_label_and_score_follow_probabilities(served, case, classes):
+    outputs, _ = served
+    probabilities = np.asarray(outputs[case]["probabilities"])
+    assert outputs[case]["label"] == [classes[i] for i in probabilities.argmax(axis=1)]
+    assert len(set(outputs[case]["label"])) >= 3  # More than one row of the table.
+    assert outputs[case]["score_dtype"] == "float32"
+    np.testing.assert_array_equal(outputs[case]["score"], probabilities.max(axis=1))
+
+
+@pytest.mark.parametrize("setup, classes", [("gray", GRAY_CLASSES), ("rgb", RGB_CLASSES)])
+def test_labels_txt_is_an_asset(request, setup, classes):
+    path = request.getfixturevalue(setup)["path"]
+    with open(os.path.join(path, "assets", export.LABELS_FILE), encoding="utf-8") as handle:
+        assert handle.read() == "".join(f"{name}\n" for name in classes)
+
+
+def test_bad_image_raises_invalid_argument(served):
+    outputs, _ = served
+    assert outputs["bad_image"]["error"] == "InvalidArgumentError"
+    # The process carried on and served the remaining requests.
+    assert "rgb_png" in outputs and "modules" in outputs
+
+
+def test_saved_model_cli_shows_serving_signature(gray):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    result = run_python([cli, "show", "--dir", gray["path"], "--all"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    shown = result.stdout
+    signature = shown[shown.index("signature_def['serving_default']"):]
+    signature = signature[:signature.index("Method name is")]
+    inputs, outputs = signature.split(
+        "The given SavedModel SignatureDef contains the following output(s):"
+    )
+    assert "inputs['image_bytes'] tensor_info:" in inputs
+    assert "dtype: DT_STRING" in inputs and "shape: (-1)" in inputs
+    for name, dtype, shape in [
+        ("probabilities", "DT_FLOAT", f"(-1, {len(GRAY_CLASSES)})"),
+        ("label", "DT_STRING", "(-1)"),
+        ("score", "DT_FLOAT", "(-1)"),
+    ]:
+        block = outputs[outputs.index(f"outputs['{name}'] tensor_info:"):]
+        block = block[:block.index("name:")]
+        assert f"dtype: {dtype}" in block and f"shape: {shape}" in block, block
+
+
+def test_second_export_takes_next_version(gray, tmp_path):
+    base = tmp_path / "run" / "export"
+    shutil.copytree(gray["path"], base / "1")
+    # Things an export base collects that are not versions.
+    for name in ["notes", "3a", "v7", "\u00b2"]:
+        (base / name).mkdir()
+    (base / "9").write_text("not a SavedModel")
+    before = _tree_digest(base / "1")
+    assert export.existing_versions(str(base)) == [1]
+
+    path = export.export_model(
+        gray["model"], str(base), GRAY_CLASSES, image_size=IMAGE_SIZE, channels=1
+    )
+
+    assert path == str(base / "2")
+    assert export.existing_versions(str(base)) == [1, 2]
+    assert _tree_digest(base / "1") == before
+    assert sorted(os.listdir(base)) == sorted(["1", "2", "9", "notes", "3a", "v7", "\u00b2"])
+    assert sorted(os.listdir(path)) == sorted(
+        ["assets", "fingerprint.pb", "saved_model.pb", "variables"]
+    )
+    assert export.latest_export(str(tmp_path / "run")) == str(base / "2")
+    assert export.latest_export(str(base)) == str(base / "2")
+    assert export.latest_export(str(base / "1")) == str(base / "1")
+
+
+def test_latest_export_without_exports_raises(tmp_path):
+    (tmp_path / "export").mkdir()
+    with pytest.raises(FileNotFoundError, match="no SavedModel export"):
+        export.latest_export(str(tmp_path))
+
+
+class _FailsWhenExported(keras.layers.Layer):
+    """Passes pixels through until `fail` is set; then tracing raises."""
+
+    fail = False
+
+    def call(self, images):
+        if self.fail:
+            raise RuntimeError("tracing failed on purpose")
+        return images
+
+
+def test_failed_export_leaves_no_version_and_no_staging(tmp_path):
+    inputs = keras.Input((None, None, 1))
+    x = _FailsWhenExported()(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+    model.layers[1].fail = True
+    base = tmp_path / "export"
+    (base / "1").mkdir(parents=True)
+    (base / "1" / "saved_model.pb").write_bytes(b"version one")
+
+    with pytest.raises(RuntimeError, match="tracing failed on purpose"):
+        export.export_model(model, str(base), ["a", "b"], image_size=IMAGE_SIZE, channels=1)
+
+    assert os.listdir(base) == ["1"]
+    assert (base / "1" / "saved_model.pb").read_bytes() == b"version one"
+
+
+def test_unusable_export_base_creates_nothing(gray, tmp_path):
+    blocker = tmp_path / "export"
+    blocker.write_text("a file where the export base should be")
+    with pytest.raises(OSError):
+        export.export_model(
+            gray["model"], str(blocker), GRAY_CLASSES, image_size=IMAGE_SIZE, channels=1
+        )
+    assert os.listdir(tmp_path) == ["export"]
+    assert blocker.read_text() == "a file where the export base should be"
+
+
+@pytest.mark.parametrize(
+    "class_names, channels, message",
+    [
+        (GRAY_CLASSES, 3, "channels must match the model's input channels (1). "
+                          "Received: channels=3"),
+        (GRAY_CLASSES[:2], 1, "class_names must name each of the model's 3 outputs"),
+        (["ankle\nboot", "shirt", "sneaker"], 1, "class names must be one line"),
+    ],
+)
+def test_mismatched_arguments_rejected_before_writing(gray, tmp_path, class_names,
+                                                      channels, message):
+    base = tmp_path / "export"
+    with pytest.raises(ValueError) as raised:
+        export.export_model(gray["model"], str(base), class_names,
+                            image_size=IMAGE_SIZE, channels=channels)
+    assert message in str(raised.value)
+    assert not base.exists()

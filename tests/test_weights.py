@@ -1,0 +1,106 @@
+"""`--weights` resolution: ImageNet from Keras' cache or a fast clear error,
+source pretraining, files, and what `auto` falls back to."""
+
+import os
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import TINY, run_python
+from keras_transfer import backbones, config as config_lib, weights
+from keras_transfer import model as model_lib, run as run_lib
+
+
+def _write_keras_notop_file(path, base):
+    """Writes `base` in the legacy HDF5 layout Keras' ImageNet files use."""
+    from keras.src.legacy.saving import legacy_h5_format
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with h5py.File(path, "w") as handle:
+        legacy_h5_format.save_weights_to_hdf5_group(handle, base)
+
+
+def test_imagenet_without_cache_or_network_fails_fast_and_writes_nothing(tmp_path):
+    output_dir = tmp_path / "run"
+    start = time.time()
+    result = run_python(
+        ["-m", "keras_transfer.main", "--weights=imagenet", f"--output_dir={output_dir}"],
+        env={"KERAS_HOME": str(tmp_path / "keras_home")},
+    )
+    assert result.returncode != 0
+    assert time.time() - start < 60  # Dominated by importing TensorFlow.
+    error = [line for line in result.stderr.splitlines() if "weights=imagenet" in line]
+    assert error and "--weights=PATH" in error[0], result.stderr[-2000:]
+    assert not output_dir.exists()
+
+
+def test_imagenet_loads_from_keras_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    spec = backbones.get("vgg16")
+    staged = spec.build(32)
+    cache_file = weights.imagenet_cache_path(spec)
+    _write_keras_notop_file(cache_file, staged)
+    config = config_lib.RunConfig(weights="imagenet")
+    resolved = weights.resolve(config, 32)
+    assert (resolved.kind, resolved.load) == ("imagenet", cache_file)
+    classifier = model_lib.build_classifier(spec, 5, image_size=32, channels=1,
+                                            base_weights=resolved.load)
+    for loaded, expected in zip(model_lib.base_of(classifier).weights, staged.weights):
+        np.testing.assert_array_equal(loaded, expected)
+
+
+def test_auto_prefers_cached_imagenet_then_embedded_source(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    config = config_lib.RunConfig(cache_dir=str(tmp_path / "cache"))
+    assert weights.resolve(config, 32).kind == "source"
+    spec = backbones.get("vgg16")
+    _write_keras_notop_file(weights.imagenet_cache_path(spec), spec.build(32))
+    assert weights.resolve(config, 32).kind == "imagenet"
+
+
+def test_source_cache_key_depends_on_settings(tmp_path):
+    base = config_lib.RunConfig(cache_dir=str(tmp_path))
+    same = config_lib.RunConfig(cache_dir=str(tmp_path), epochs=3)  # target-only setting
+    other = config_lib.RunConfig(cache_dir=str(tmp_path), source_classes=("0", "1"))
+    assert weights.source_cache_file(base, 32) == weights.source_cache_file(same, 32)
+    assert weights.source_cache_file(base, 32) != weights.source_cache_file(other, 32)
+    assert weights.source_cache_file(base, 32) != weights.source_cache_file(base, 64)
+
+
+def _folder_dataset(root):
+    from PIL import Image
+
+    for name in ("cats", "dogs"):
+        os.makedirs(root / name)
+        for index in range(4):
+            pixels = np.full((8, 8, 3), 40 * index, np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{index}.png")
+    return str(root)
+
+
+def test_folder_without_source_task_needs_imagenet_or_a_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    dataset = _folder_dataset(tmp_path / "images")
+    for requested, expected in (("auto", "weights=auto"), ("source", "weights=source")):
+        config = config_lib.RunConfig(dataset=dataset, weights=requested)
+        with pytest.raises(config_lib.ConfigError, match=expected):
+            weights.resolve(config, 32)
+
+
+def test_weights_none_and_pretrain_are_random(tmp_path):
+    assert weights.resolve(config_lib.RunConfig(weights="none"), 32).kind == "none"
+    assert weights.resolve(config_lib.RunConfig(phase="pretrain"), 32).kind == "none"
+
+
+def test_folder_run_with_explicit_source_dataset(tmp_path, cache_dir):
+    dataset = _folder_dataset(tmp_path / "images")
+    metrics = run_lib.run(config_lib.RunConfig(
+        **{**TINY, "examples_per_class": 0}, dataset=dataset, image_size=32,
+        source_dataset="digits", source_classes=("0", "1"), weights="source",
+        test_fraction=0.25, validation_fraction=0.25,
+        output_dir=str(tmp_path / "run"), cache_dir=cache_dir, phase="feature_extraction"))
+    assert metrics["weights"]["source_task"] == {"dataset": "digits", "classes": ["0", "1"]}
+    assert metrics["class_names"] == ["cats", "dogs"]
+    assert metrics["dataset"]["channels"] == 3
