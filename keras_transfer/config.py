@@ -42,9 +42,9 @@ class RunConfig:
     learning_rate: float = 1e-3
     fine_tune_epochs: int = 10
     fine_tune_learning_rate: float = 1e-4
-    pretrain_epochs: int = 15
-    pretrain_learning_rate: float = 1e-4
-    unfreeze: str = "top"
+    pretrain_epochs: int = 8
+    pretrain_learning_rate: Optional[float] = None
+    unfreeze: str = "auto"
     dropout: float = 0.2
     l2: float = 0.0
     label_smoothing: float = 0.0
@@ -76,6 +76,11 @@ class RunConfig:
     @property
     def backbone(self):
         return backbones.get(self.model)
+
+    @property
+    def scratch_learning_rate(self):
+        """`--pretrain_learning_rate`, or the backbone's own from-scratch rate."""
+        return self.pretrain_learning_rate or self.backbone.scratch_learning_rate
 
     @property
     def resolved_source_dataset(self):
@@ -167,7 +172,8 @@ def _validate(config):
         _validate_range(name, getattr(config, name), 0)
     _validate_range("batch_size", config.batch_size, 1)
     for name in ("learning_rate", "fine_tune_learning_rate", "pretrain_learning_rate"):
-        _validate_range(name, getattr(config, name), 0, low_inclusive=False)
+        if getattr(config, name) is not None:
+            _validate_range(name, getattr(config, name), 0, low_inclusive=False)
     _validate_range("dropout", config.dropout, 0.0, 0.99)
     _validate_range("l2", config.l2, 0.0)
     _validate_range("label_smoothing", config.label_smoothing, 0.0, 0.99)

@@ -2,6 +2,7 @@
 
 import time
 
+import keras
 import numpy as np
 from sklearn import metrics as skm
 
@@ -11,9 +12,14 @@ from keras_transfer import train
 def predict(model, dataset, verbose=0):
     """Returns (labels, probabilities) over a batched (images, one-hot) dataset."""
     labels, probabilities = [], []
-    for images, one_hot in dataset:
-        probabilities.append(model(images, training=False).numpy())
+    steps = int(dataset.cardinality())
+    progress = keras.utils.Progbar(steps if steps > 0 else None, verbose=verbose,
+                                   unit_name="batch") if verbose else None
+    for step, (images, one_hot) in enumerate(dataset):
+        probabilities.append(model.predict_on_batch(images))
         labels.append(np.argmax(one_hot.numpy(), axis=1))
+        if progress:
+            progress.update(step + 1)
     return np.concatenate(labels), np.concatenate(probabilities)
 
 
@@ -62,10 +68,10 @@ def report(labels, probabilities, class_names):
     return result
 
 
-def evaluate(model, dataset, class_names):
+def evaluate(model, dataset, class_names, verbose=0):
     """Predicts the test split once and returns (report dict, labels, probs)."""
     start = time.time()
-    labels, probabilities = predict(model, dataset)
+    labels, probabilities = predict(model, dataset, verbose)
     result = report(labels, probabilities, class_names)
     result["seconds"] = round(time.time() - start, 2)
     return result, labels, probabilities

@@ -49,10 +49,12 @@ def define_flags():
     flags.DEFINE_float("fine_tune_learning_rate", _default("fine_tune_learning_rate"),
                        "Fine-tune learning rate (10-100x below learning_rate).")
     flags.DEFINE_integer("pretrain_epochs", _default("pretrain_epochs"),
-                         "Epochs of training from scratch (pretrain, source task, baseline uses epochs).")
-    flags.DEFINE_float("pretrain_learning_rate", _default("pretrain_learning_rate"),
-                       "Learning rate of training from scratch (pretrain, source, baseline).")
-    flags.DEFINE_string("unfreeze", _default("unfreeze"), "Fine-tune from: top (last "
+                         "Epochs of training from scratch (pretrain, source task).")
+    flags.DEFINE_float("pretrain_learning_rate", None,
+                       "Learning rate of training from scratch (pretrain, source task, "
+                       "baseline); default: the backbone's (VGG 1e-4, others 1e-3).")
+    flags.DEFINE_string("unfreeze", _default("unfreeze"), "Fine-tune from: auto (top for "
+                        "ImageNet or file weights, all for a source-task base), top (last "
                         "block/stage), all, a block name (block4, conv4) or a layer name.")
     flags.DEFINE_float("dropout", _default("dropout"), "Dropout before the head.")
     flags.DEFINE_float("l2", _default("l2"), "L2 penalty on the head's kernel.")

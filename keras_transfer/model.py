@@ -85,6 +85,19 @@ def build_classifier(spec, num_classes, *, image_size, channels, dropout=0.2,
     return keras.Model(inputs, outputs, name=f"{spec.name}_classifier")
 
 
+# Keras' default BatchNormalization momentum (0.99) suits ImageNet-length runs.
+# Over the few hundred steps of a small from-scratch run the moving statistics
+# lag far behind the weights, and transfer later runs the base on exactly those
+# statistics (training=False); 0.9 lets them keep up.
+SCRATCH_BATCHNORM_MOMENTUM = 0.9
+
+
+def set_batchnorm_momentum(model, momentum):
+    for layer in base_of(model).layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+
+
 def base_of(model):
     """The backbone inside a classifier built by `build_classifier`."""
     for layer in model.layers:

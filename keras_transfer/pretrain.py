@@ -36,6 +36,7 @@ def train_from_scratch(name, data, *, config, strategy, image_size, global_batch
             base_in_inference_mode=False,
         )
     model_lib.set_trainable_for_phase(classifier, config.backbone, "scratch")
+    model_lib.set_batchnorm_momentum(classifier, model_lib.SCRATCH_BATCHNORM_MOMENTUM)
     train_data, validation_data, _ = datasets_for(data, config, image_size, global_batch)
     result = train.run_phase(
         classifier, name, train_data=train_data, validation_data=validation_data,
@@ -65,7 +66,7 @@ def pretrain_source_base(source_data, path, *, config, strategy, image_size, glo
         classifier, result = train_from_scratch(
             "source_pretrain", source_data, config=config, strategy=strategy,
             image_size=image_size, global_batch=global_batch,
-            epochs=config.pretrain_epochs, learning_rate=config.pretrain_learning_rate,
+            epochs=config.pretrain_epochs, learning_rate=config.scratch_learning_rate,
             output_dir=scratch,
         )
         save_base_weights(classifier, path)

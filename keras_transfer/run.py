@@ -12,7 +12,7 @@ import keras
 import tensorflow as tf
 
 import keras_transfer
-from keras_transfer import datasets, distribute, evaluate, export, outputs
+from keras_transfer import backbones, datasets, distribute, evaluate, export, outputs
 from keras_transfer import model as model_lib
 from keras_transfer import plots, pretrain, splits, train, weights
 
@@ -40,7 +40,7 @@ def _load(config, role, classes, spec, examples_per_class):
     )
 
 
-def _check_settings(config, image_size):
+def _check_settings(config, image_size, unfreeze):
     """Checks that need TensorFlow or the data; raises before any writing."""
     if config.strategy == "multi_worker":
         raise distribute.StrategyError(
@@ -49,9 +49,7 @@ def _check_settings(config, image_size):
             "Received: strategy=multi_worker"
         )
     if config.phase in ("fine_tune", "both"):
-        model_lib.check_unfreeze(
-            config.backbone, config.unfreeze, config.backbone.build(image_size)
-        )
+        model_lib.check_unfreeze(config.backbone, unfreeze, config.backbone.build(image_size))
     if config.phase == "fine_tune" and outputs.check_output_dir(
         config.output_dir or "", "fine_tune"
     ) != "continue":
@@ -62,11 +60,14 @@ def _check_settings(config, image_size):
         )
 
 
-def _summary(config, data, resolved, image_size, output_dir, replicas, global_batch):
+def _summary(config, data, resolved, image_size, unfreeze, output_dir, replicas,
+             global_batch):
     log(f"model {config.model}, phase {config.phase}, image size {image_size}")
     log(f"dataset {data.name}: classes {', '.join(data.class_names)}; "
         f"split sizes {data.split_sizes()}")
     log(f"weights {config.weights} -> {resolved.kind}: {resolved.detail}")
+    if config.phase in ("fine_tune", "both"):
+        log(f"fine-tuning unfreezes {unfreeze!r} (--unfreeze={config.unfreeze})")
     log(f"strategy {config.strategy}: {replicas} replica(s), global batch {global_batch}")
     log(f"output folder {output_dir}")
 
@@ -101,7 +102,7 @@ def _transfer_phases(config, data, resolved, ctx, previous):
     if config.phase == "fine_tune":
         phases.append(_fine_tune_start(classifier, ctx["output_dir"], previous))
     if config.phase in ("fine_tune", "both") and config.fine_tune_epochs:
-        model_lib.set_trainable_for_phase(classifier, spec, "fine_tune", config.unfreeze)
+        model_lib.set_trainable_for_phase(classifier, spec, "fine_tune", ctx["unfreeze"])
         first = phases[-1].first_epoch + phases[-1].epochs_run
         phases.append(train.run_phase(
             classifier, "fine_tune", epochs=config.fine_tune_epochs,
@@ -116,7 +117,7 @@ def _baseline(config, data, ctx):
     classifier, result = pretrain.train_from_scratch(
         "scratch", data, config=config, strategy=ctx["strategy"],
         image_size=ctx["image_size"], global_batch=ctx["global_batch"], epochs=epochs,
-        learning_rate=config.pretrain_learning_rate,
+        learning_rate=config.scratch_learning_rate,
         output_dir=os.path.join(ctx["output_dir"], "baseline"),
         class_weight=ctx["class_weight"],
     )
@@ -137,76 +138,104 @@ def _versions():
             "keras": keras.__version__, "python": platform.python_version()}
 
 
-def run(config):
-    """Runs `config` end to end; returns the metrics dict written to metrics.json."""
-    started = time.time()
-    timings = {}
+def _prepare(config):
+    """Loads the data and checks every setting; creates the output folder last."""
     data = _load(config, "target", config.classes, config.dataset, config.examples_per_class)
     image_size = resolve_image_size(config, data)
     resolved = weights.resolve(config, image_size)
-    _check_settings(config, image_size)
+    unfreeze = backbones.resolve_unfreeze(config.unfreeze, resolved.kind)
+    _check_settings(config, image_size, unfreeze)
     output_dir = outputs.create_output_dir(config)
+    run_config = {**config.to_dict(), "image_size": image_size, "output_dir": output_dir,
+                  "unfreeze_resolved": unfreeze}
     previous = None
     if config.phase == "fine_tune":
         previous = outputs.read_json(os.path.join(output_dir, outputs.METRICS_FILE))
-        outputs.check_compatible(previous["config"], {**config.to_dict(), "image_size": image_size}, output_dir)
-    run_config = {**config.to_dict(), "image_size": image_size, "output_dir": output_dir}
+        outputs.check_compatible(previous["config"], run_config, output_dir)
     outputs.write_json(os.path.join(output_dir, outputs.CONFIG_FILE), run_config)
+    return data, image_size, resolved, output_dir, run_config, previous
 
-    keras.utils.set_random_seed(config.seed)
-    previous_policy = keras.mixed_precision.global_policy()
+
+def _pretrain_source_if_needed(config, resolved, ctx):
+    """Pretrains and caches the source-task base unless the cache has it."""
+    if resolved.kind != "source" or os.path.isfile(resolved.load):
+        return None
+    task = resolved.source_task
+    source = _load(config, "source", tuple(task["classes"]) if task["classes"] else None,
+                   task["dataset"], config.source_examples_per_class)
+    log(f"pretraining the base on the source task {source.name} "
+        f"({', '.join(source.class_names)}), {config.pretrain_epochs} epoch(s)")
+    return pretrain.pretrain_source_base(
+        source, resolved.load, config=config, strategy=ctx["strategy"],
+        image_size=ctx["image_size"], global_batch=ctx["global_batch"])
+
+
+def _pretrain_phase(config, data, ctx):
+    """`--phase=pretrain`: the whole network from scratch; saves the base."""
+    classifier, result = pretrain.train_from_scratch(
+        "pretrain", data, config=config, strategy=ctx["strategy"],
+        image_size=ctx["image_size"], global_batch=ctx["global_batch"],
+        epochs=config.pretrain_epochs, learning_rate=config.scratch_learning_rate,
+        output_dir=ctx["output_dir"], class_weight=ctx["class_weight"])
+    path = os.path.join(ctx["output_dir"], pretrain.BASE_WEIGHTS_FILE)
+    pretrain.save_base_weights(classifier, path)
+    log(f"base weights saved to {path} (use them with --weights=PATH)")
+    return classifier, [result]
+
+
+def _compare_with_baseline(config, data, ctx, report):
+    baseline = _baseline(config, data, ctx)
+    scratch = baseline["test"]["accuracy"]
+    gain = report["accuracy"] - scratch
+    log(f"transfer {report['accuracy']:.4f} vs scratch {scratch:.4f} (gain {gain:+.4f})")
+    comparison = {"transfer_accuracy": report["accuracy"], "scratch_accuracy": scratch,
+                  "gain": gain}
+    return baseline, comparison
+
+
+def _set_precision_policy(config):
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy(
             "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16")
+
+
+def run(config):
+    """Runs `config` end to end; returns the metrics dict written to metrics.json."""
+    started = time.time()
+    data, image_size, resolved, output_dir, run_config, previous = _prepare(config)
+    keras.utils.set_random_seed(config.seed)
+    previous_policy = keras.mixed_precision.global_policy()
+    _set_precision_policy(config)
     try:
         strategy = distribute.make_strategy(config.strategy, config.cpu_replicas)
-        replicas = strategy.num_replicas_in_sync
         ctx = {"strategy": strategy, "image_size": image_size, "output_dir": output_dir,
-               "global_batch": config.batch_size * replicas,
+               "unfreeze": run_config["unfreeze_resolved"],
+               "global_batch": config.batch_size * strategy.num_replicas_in_sync,
                "class_weight": splits.class_weights(data.train.labels, data.num_classes)
                if config.class_weight == "balanced" else None}
-        _summary(config, data, resolved, image_size, output_dir, replicas, ctx["global_batch"])
-
-        source_result = None
-        if resolved.kind == "source" and not os.path.isfile(resolved.load):
-            task = resolved.source_task
-            source = _load(config, "source", tuple(task["classes"]) if task["classes"] else None,
-                           task["dataset"], config.source_examples_per_class)
-            log(f"pretraining the base on the source task {source.name} "
-                f"({', '.join(source.class_names)}), {config.pretrain_epochs} epoch(s)")
-            source_result = pretrain.pretrain_source_base(
-                source, resolved.load, config=config, strategy=strategy,
-                image_size=image_size, global_batch=ctx["global_batch"])
-            timings["source_pretrain"] = source_result.seconds
-
+        _summary(config, data, resolved, image_size, ctx["unfreeze"], output_dir,
+                 strategy.num_replicas_in_sync, ctx["global_batch"])
+        source_result = _pretrain_source_if_needed(config, resolved, ctx)
         if config.phase == "pretrain":
-            classifier, result = pretrain.train_from_scratch(
-                "pretrain", data, config=config, strategy=strategy, image_size=image_size,
-                global_batch=ctx["global_batch"], epochs=config.pretrain_epochs,
-                learning_rate=config.pretrain_learning_rate, output_dir=output_dir,
-                class_weight=ctx["class_weight"])
-            phases = [result]
-            pretrain.save_base_weights(
-                classifier, os.path.join(output_dir, pretrain.BASE_WEIGHTS_FILE))
-            log(f"base weights saved to {os.path.join(output_dir, pretrain.BASE_WEIGHTS_FILE)}"
-                " (use them with --weights=PATH)")
+            classifier, phases = _pretrain_phase(config, data, ctx)
         else:
             classifier, phases = _transfer_phases(config, data, resolved, ctx, previous)
-        for phase in phases:
-            timings.setdefault(phase.name, phase.seconds)
+        timings = {"source_pretrain": source_result.seconds} if source_result else {}
+        timings.update({phase.name: phase.seconds for phase in phases})
 
         _, _, test_data = pretrain.datasets_for(data, config, image_size, ctx["global_batch"])
-        report, _, _ = evaluate.evaluate(classifier, test_data, data.class_names)
+        log("evaluating on the test split")
+        report, _, _ = evaluate.evaluate(classifier, test_data, data.class_names,
+                                         config.verbose)
         timings["evaluate"] = report["seconds"]
         log(f"test accuracy {report['accuracy']:.4f}, macro F1 {report['f1']:.4f} "
             f"on {report['examples']} test images")
-
         metrics = {
             "config": run_config,
             "weights": resolved.to_dict(),
             "dataset": {"name": data.name, "class_names": list(data.class_names),
                         "channels": data.channels, "split_sizes": data.split_sizes()},
-            "strategy": {"name": config.strategy, "replicas": replicas,
+            "strategy": {"name": config.strategy, "replicas": strategy.num_replicas_in_sync,
                          "global_batch_size": ctx["global_batch"]},
             "source_pretrain": source_result.to_dict() if source_result else None,
             "phases": {phase.name: phase.to_dict() for phase in phases},
@@ -215,14 +244,9 @@ def run(config):
             "versions": _versions(),
         }
         if config.baseline:
-            metrics["baseline"] = _baseline(config, data, ctx)
+            metrics["baseline"], metrics["comparison"] = _compare_with_baseline(
+                config, data, ctx, report)
             timings["baseline"] = metrics["baseline"]["phases"]["scratch"]["seconds"]
-            scratch = metrics["baseline"]["test"]["accuracy"]
-            metrics["comparison"] = {"transfer_accuracy": report["accuracy"],
-                                     "scratch_accuracy": scratch,
-                                     "gain": report["accuracy"] - scratch}
-            log(f"transfer {report['accuracy']:.4f} vs scratch {scratch:.4f} "
-                f"(gain {report['accuracy'] - scratch:+.4f})")
         _write_plots(output_dir, phases, report, f"{config.model} on {data.name}")
 
         export_start = time.time()

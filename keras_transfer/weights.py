@@ -92,7 +92,7 @@ def source_cache_file(config, image_size):
         "source": source_task(config),
         "source_examples_per_class": config.source_examples_per_class,
         "pretrain_epochs": config.pretrain_epochs,
-        "pretrain_learning_rate": config.pretrain_learning_rate,
+        "pretrain_learning_rate": config.scratch_learning_rate,
         "batch_size": config.batch_size,
         "augment": list(config.augment),
         "seed": config.seed,

@@ -50,3 +50,10 @@ def test_adding_a_backbone_is_one_entry(monkeypatch):
     classifier = model_lib.build_classifier(backbones.get("densenet121"), 3,
                                             image_size=32, channels=3)
     assert classifier.output_shape == (None, 3)
+
+
+def test_auto_unfreeze_depends_on_where_the_weights_came_from():
+    assert backbones.resolve_unfreeze("auto", "imagenet") == "top"
+    assert backbones.resolve_unfreeze("auto", "file") == "top"
+    assert backbones.resolve_unfreeze("auto", "source") == "all"
+    assert backbones.resolve_unfreeze("block4", "source") == "block4"

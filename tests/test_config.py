@@ -67,3 +67,10 @@ def test_cli_rejects_bad_flags_before_training(args, expected, tmp_path):
     assert lines, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert not os.path.exists(output_dir)
+
+
+def test_scratch_learning_rate_is_the_backbones_unless_given():
+    assert config_lib.RunConfig(model="vgg16").scratch_learning_rate == 1e-4
+    assert config_lib.RunConfig(model="resnet50").scratch_learning_rate == 1e-3
+    assert config_lib.RunConfig(model="resnet50",
+                                pretrain_learning_rate=3e-4).scratch_learning_rate == 3e-4

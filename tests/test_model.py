@@ -104,7 +104,9 @@ def test_batchnorm_statistics_stay_put_while_fine_tuning():
 def test_scratch_model_updates_batchnorm_statistics():
     classifier = model_lib.build_classifier(RESNET50, 3, image_size=32, channels=3,
                                             base_in_inference_mode=False)
+    model_lib.set_batchnorm_momentum(classifier, 0.9)
     bn = model_lib.base_of(classifier).get_layer("conv1_bn")
+    assert bn.momentum == 0.9
     before = np.array(bn.moving_mean)
     classifier.compile(optimizer="adam", loss="categorical_crossentropy")
     classifier.fit(_pixels(3, size=32), keras.utils.to_categorical([0, 1, 2, 0], 3),
