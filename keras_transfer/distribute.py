@@ -12,17 +12,31 @@ class StrategyError(ConfigError):
     """The requested strategy cannot run here; the message says why."""
 
 
-def _split_cpu(replicas):
-    """Splits the CPU into `replicas` logical devices (before TF initialises)."""
+def configure_cpu_replicas(replicas):
+    """Splits the CPU into `replicas` logical devices.
+
+    Must run before TensorFlow initialises its devices (the first op); the run
+    calls it first thing. Raises StrategyError when that is too late, rather
+    than silently training on one replica.
+    """
+    if replicas <= 1:
+        return
     cpus = tf.config.list_physical_devices("CPU")
     try:
         tf.config.set_logical_device_configuration(
             cpus[0], [tf.config.LogicalDeviceConfiguration()] * replicas
         )
     except RuntimeError:
-        # Already initialised in this process (e.g. an earlier run in tests);
-        # the existing logical devices are used as they are.
-        pass
+        available = len(tf.config.list_logical_devices("CPU"))
+        if available < replicas:
+            raise StrategyError(
+                f"cpu_replicas={replicas} needs the CPU split before TensorFlow "
+                f"initialises, but it already runs with {available} logical CPU "
+                f"device(s); start a fresh process. Received: cpu_replicas={replicas}"
+            ) from None
+
+
+def _cpu_devices(replicas):
     return [device.name for device in tf.config.list_logical_devices("CPU")][:replicas]
 
 
@@ -62,7 +76,7 @@ def make_strategy(name, cpu_replicas=0):
         return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
     if name == "mirrored":
         if cpu_replicas > 1 or not gpus:
-            return tf.distribute.MirroredStrategy(_split_cpu(max(cpu_replicas, 1)))
+            return tf.distribute.MirroredStrategy(_cpu_devices(max(cpu_replicas, 1)))
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
         validate_tf_config(os.environ.get("TF_CONFIG"))

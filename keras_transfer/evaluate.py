@@ -16,7 +16,9 @@ def predict(model, dataset, verbose=0):
     progress = keras.utils.Progbar(steps if steps > 0 else None, verbose=verbose,
                                    unit_name="batch") if verbose else None
     for step, (images, one_hot) in enumerate(dataset):
-        probabilities.append(model.predict_on_batch(images))
+        # A plain call, not predict_on_batch: under MirroredStrategy the latter
+        # hands every replica the whole batch and returns each one's copy.
+        probabilities.append(keras.ops.convert_to_numpy(model(images, training=False)))
         labels.append(np.argmax(one_hot.numpy(), axis=1))
         if progress:
             progress.update(step + 1)

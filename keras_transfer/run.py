@@ -202,6 +202,8 @@ def _set_precision_policy(config):
 def run(config):
     """Runs `config` end to end; returns the metrics dict written to metrics.json."""
     started = time.time()
+    if config.strategy == "mirrored":
+        distribute.configure_cpu_replicas(config.cpu_replicas)
     data, image_size, resolved, output_dir, run_config, previous = _prepare(config)
     keras.utils.set_random_seed(config.seed)
     previous_policy = keras.mixed_precision.global_policy()
