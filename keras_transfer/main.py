@@ -7,7 +7,7 @@ can come from a file: `--flagfile=flags/NAME.flags`.
 import os
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from keras_transfer import backbones, config as config_lib
 
@@ -98,6 +98,10 @@ def config_from_flags():
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS["verbosity"].present:
+        # TensorFlow's Python INFO lines (SavedModel internals, staging paths)
+        # read as noise next to the run's own progress; --verbosity=0 shows them.
+        logging.set_verbosity(logging.WARNING)
     try:
         config = config_from_flags()
         # TensorFlow's C++ start-up chatter (CUDA probing on a CPU machine)

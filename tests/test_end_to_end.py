@@ -95,10 +95,16 @@ def test_pretrain_then_weights_path(tmp_path, cache_dir):
                                      classes=("0", "1", "2")))
     assert list(pretrained["phases"]) == ["pretrain"]
     weights_file = str(tmp_path / "pre" / "base.weights.h5")
+    # The options a real run combines, on the same small budget.
     metrics = run_lib.run(_config(tmp_path, cache_dir, weights=weights_file,
-                                  phase="feature_extraction"))
+                                  phase="feature_extraction", augment=("rotation", "zoom"),
+                                  class_weight="balanced", label_smoothing=0.1, l2=1e-4,
+                                  mixed_precision=True))
     assert metrics["weights"]["kind"] == "file"
     assert metrics["weights"]["load"] == weights_file
+    assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
+    import keras
+    assert keras.mixed_precision.global_policy().name == "float32"  # Restored.
 
 
 def test_source_base_is_cached_and_reused(tmp_path, cache_dir):

@@ -102,10 +102,11 @@ def test_batchnorm_statistics_stay_put_while_fine_tuning():
 
 
 def test_scratch_model_updates_batchnorm_statistics():
-    classifier = model_lib.build_classifier(RESNET50, 3, image_size=32, channels=3,
+    mobilenet = backbones.get("mobilenet_v2")  # Small, with BatchNormalization.
+    classifier = model_lib.build_classifier(mobilenet, 3, image_size=32, channels=3,
                                             base_in_inference_mode=False)
     model_lib.set_batchnorm_momentum(classifier, 0.9)
-    bn = model_lib.base_of(classifier).get_layer("conv1_bn")
+    bn = model_lib.base_of(classifier).get_layer("bn_Conv1")
     assert bn.momentum == 0.9
     before = np.array(bn.moving_mean)
     classifier.compile(optimizer="adam", loss="categorical_crossentropy")
