@@ -61,6 +61,10 @@ class RunConfig:
     jit_compile: bool = False
     cache_dir: Optional[str] = None
     tfds_data_dir: Optional[str] = None
+    tfds_split: Optional[str] = None
+    split_file: Optional[str] = None
+    max_broken_fraction: float = 0.05
+    max_megapixels: float = 50.0
     verbose: int = 2
 
     def __post_init__(self):
@@ -127,6 +131,31 @@ def _validate_dataset_spec(name, value):
     )
 
 
+def _is_folder_spec(value):
+    return value not in EMBEDDED_DATASETS and not value.startswith("tfds:")
+
+
+def _validate_data_options(config):
+    if config.split_file is not None:
+        _require(
+            _is_folder_spec(config.dataset),
+            "split_file pins the split of a folder dataset; dataset="
+            f"{config.dataset} has a fixed content. Received: split_file={config.split_file!r}",
+        )
+        parent = os.path.dirname(os.path.abspath(config.split_file))
+        _require(
+            os.path.isdir(parent) and not os.path.isdir(config.split_file),
+            "split_file must be a file path in an existing folder. "
+            f"Received: split_file={config.split_file!r}",
+        )
+    if config.tfds_split is not None:
+        _require(
+            config.dataset.startswith("tfds:"),
+            f"tfds_split selects splits of a tfds:NAME dataset. Received: "
+            f"dataset={config.dataset!r}, tfds_split={config.tfds_split!r}",
+        )
+
+
 def _validate(config):
     try:
         spec = backbones.get(config.model)
@@ -161,7 +190,6 @@ def _validate(config):
     for name in (
         "epochs",
         "fine_tune_epochs",
-        "pretrain_epochs",
         "examples_per_class",
         "source_examples_per_class",
         "early_stopping_patience",
@@ -171,6 +199,15 @@ def _validate(config):
     ):
         _validate_range(name, getattr(config, name), 0)
     _validate_range("batch_size", config.batch_size, 1)
+    # Training from scratch (pretrain, the source task) needs at least an epoch.
+    _validate_range("pretrain_epochs", config.pretrain_epochs, 1)
+    if config.baseline:
+        _require(
+            config.epochs + config.fine_tune_epochs > 0,
+            "baseline trains from scratch on the run's budget (epochs + "
+            "fine_tune_epochs), which is 0. Received: epochs="
+            f"{config.epochs}, fine_tune_epochs={config.fine_tune_epochs}",
+        )
     for name in ("learning_rate", "fine_tune_learning_rate", "pretrain_learning_rate"):
         if getattr(config, name) is not None:
             _validate_range(name, getattr(config, name), 0, low_inclusive=False)
@@ -179,6 +216,9 @@ def _validate(config):
     _validate_range("label_smoothing", config.label_smoothing, 0.0, 0.99)
     _validate_range("validation_fraction", config.validation_fraction, 0.0, 0.5, False)
     _validate_range("test_fraction", config.test_fraction, 0.0, 0.5, False)
+    _validate_range("max_broken_fraction", config.max_broken_fraction, 0.0, 1.0)
+    _validate_range("max_megapixels", config.max_megapixels, 0.0, low_inclusive=False)
+    _validate_data_options(config)
     if config.phase == "pretrain":
         _require(
             config.weights in ("auto", "none"),

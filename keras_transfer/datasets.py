@@ -15,7 +15,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from keras_transfer import image_folder, splits
+from keras_transfer import folder_dataset, split_file, splits
 from keras_transfer.config import ConfigError
 
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
@@ -63,10 +63,24 @@ class LabelledData:
     test: Examples
     channels: int
     native_size: Optional[int]
+    # Folders: what was found, used and skipped (`folder_dataset`), and how a
+    # `--split_file` was applied.
+    report: Optional[dict] = None
+    split_summary: Optional[dict] = None
 
     @property
     def num_classes(self):
         return len(self.class_names)
+
+    def class_counts(self):
+        """{split: {class name: examples}}: the imbalance, at a glance."""
+        return {
+            split: {name: int(count) for name, count in zip(
+                self.class_names,
+                np.bincount(examples.labels, minlength=self.num_classes))}
+            for split, examples in (("train", self.train), ("validation", self.validation),
+                                    ("test", self.test))
+        }
 
     def split_sizes(self):
         return {
@@ -102,7 +116,7 @@ def _find_idx(directory, stem):
     return None
 
 
-def _load_fashion_mnist():
+def _load_fashion_mnist_idx():
     for directory in FASHION_MNIST_DIRS:
         stems = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                  "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -112,13 +126,28 @@ def _load_fashion_mnist():
             images = np.concatenate([arrays[0], arrays[2]])[..., None]
             labels = np.concatenate([arrays[1], arrays[3]]).astype(np.int64)
             return FASHION_MNIST_CLASSES, Examples(labels=labels, images=images)
-    raise DatasetError(
-        "dataset=fashion_mnist needs the idx files of Debian's package "
-        "dataset-fashion-mnist (apt-get install dataset-fashion-mnist); none "
-        f"found in {list(FASHION_MNIST_DIRS)}"
-    )
+    return None
 
 
+def _load_fashion_mnist(tfds_data_dir):
+    """Debian's idx files when installed, else TFDS' `fashion_mnist`."""
+    loaded = _load_fashion_mnist_idx()
+    if loaded is not None:
+        return loaded
+    try:
+        _, examples = _load_tfds("fashion_mnist", tfds_data_dir)
+    except DatasetError as error:
+        raise DatasetError(
+            "dataset=fashion_mnist needs the idx files of Debian's package "
+            "dataset-fashion-mnist (apt-get install dataset-fashion-mnist; none "
+            f"found in {list(FASHION_MNIST_DIRS)}) or TFDS' fashion_mnist, which "
+            f"failed: {error}"
+        ) from None
+    return FASHION_MNIST_CLASSES, examples
+
+
+# Set (to anything but 0) to keep every code path off the network.
+OFFLINE_ENV = "KERAS_TRANSFER_OFFLINE"
 # tfds retries a failed download 10 times with exponential backoff, about 3.5
 # minutes, before it reports the failure; offline, every retry fails the same way.
 TFDS_DOWNLOAD_RETRIES = 2
@@ -138,6 +167,12 @@ def _bounded_download_retries(retries):
 
 
 def _prepare_tfds(builder, name):
+    if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
+        raise DatasetError(
+            f"dataset=tfds:{name} is not prepared in the TFDS data directory "
+            f"{builder.data_dir!r}, and {OFFLINE_ENV} forbids downloading it. "
+            f"Prepare it where there is network (`tfds build {name} "
+            "--data_dir=DIR`) and pass --tfds_data_dir=DIR")
     try:
         with _bounded_download_retries(TFDS_DOWNLOAD_RETRIES):
             builder.download_and_prepare()
@@ -164,7 +199,20 @@ def _tfds_label_feature(builder, name):
     return feature
 
 
-def _load_tfds(name, data_dir):
+def _tfds_splits(builder, name, split):
+    """The TFDS splits to read: `split` (TFDS syntax, e.g. `train+test`) or all."""
+    if split is None:
+        return sorted(builder.info.splits)
+    parts = [part.split("[")[0] for part in split.split("+")]
+    missing = [part for part in parts if part not in builder.info.splits]
+    if missing:
+        raise DatasetError(
+            f"dataset=tfds:{name} has no split {', '.join(missing)} (it has "
+            f"{', '.join(sorted(builder.info.splits))}). Received: tfds_split={split!r}")
+    return [split]
+
+
+def _load_tfds(name, data_dir, split=None):
     import tensorflow_datasets as tfds
 
     try:
@@ -175,9 +223,9 @@ def _load_tfds(name, data_dir):
         _prepare_tfds(builder, name)
     label_feature = _tfds_label_feature(builder, name)
     images, labels = [], []
-    for split in sorted(builder.info.splits):
+    for part in _tfds_splits(builder, name, split):
         for image, label in tfds.as_numpy(
-            builder.as_dataset(split=split, as_supervised=True)
+            builder.as_dataset(split=part, as_supervised=True)
         ):
             images.append(image if image.ndim == 3 else image[..., None])
             labels.append(label)
@@ -191,22 +239,24 @@ def _load_tfds(name, data_dir):
     )
 
 
-def _load_folder(root, flag_name):
-    names, paths, labels = image_folder.discover(root, flag_name)
+def _load_folder(root, flag_name, policy):
+    names, paths, labels, report = folder_dataset.load(
+        root, policy or folder_dataset.FolderPolicy(), flag_name)
     return tuple(names), Examples(
         labels=np.asarray(labels, np.int64), files=np.asarray(paths, dtype=object)
-    )
+    ), report
 
 
-def load_source(spec, tfds_data_dir=None, flag_name="dataset"):
-    """Returns (class_names, all examples) of a dataset spec."""
+def load_source(spec, tfds_data_dir=None, flag_name="dataset", *, tfds_split=None,
+                folder_policy=None):
+    """Returns (class_names, all examples, folder report or None) of a dataset spec."""
     if spec == "digits":
-        return _load_digits()
+        return (*_load_digits(), None)
     if spec == "fashion_mnist":
-        return _load_fashion_mnist()
+        return (*_load_fashion_mnist(tfds_data_dir), None)
     if spec.startswith("tfds:"):
-        return _load_tfds(spec[len("tfds:"):], tfds_data_dir)
-    return _load_folder(spec, flag_name)
+        return (*_load_tfds(spec[len("tfds:"):], tfds_data_dir, tfds_split), None)
+    return _load_folder(spec, flag_name, folder_policy)
 
 
 def _default_classes(spec, role):
@@ -214,8 +264,20 @@ def _default_classes(spec, role):
     return table.get(spec)
 
 
+def _split(examples, class_names, spec, *, split_file_path, validation_fraction,
+           test_fraction, seed, flag):
+    if split_file_path and examples.files is not None:
+        return split_file.pinned_split(
+            examples, spec, split_file_path, validation_fraction=validation_fraction,
+            test_fraction=test_fraction, seed=seed)
+    parts = splits.stratified_split(
+        examples, class_names, validation_fraction, test_fraction, seed, flag)
+    return parts, None
+
+
 def load_task(spec, classes, *, role, seed, validation_fraction, test_fraction,
-              examples_per_class=0, tfds_data_dir=None):
+              examples_per_class=0, tfds_data_dir=None, tfds_split=None,
+              folder_policy=None, split_file_path=None):
     """Loads a dataset spec as a task with fixed, stratified splits.
 
     Args:
@@ -224,22 +286,29 @@ def load_task(spec, classes, *, role, seed, validation_fraction, test_fraction,
         classes 5-9 as the target, 0-4 as the source; otherwise all).
       role: "target" or "source"; chooses the default classes and flag names.
       examples_per_class: cap on training examples per class (0: no cap).
+      tfds_split: TFDS splits to pool before re-splitting (default: all).
+      folder_policy: a `folder_dataset.FolderPolicy` for folders.
+      split_file_path: folders only: pin the split in this file.
 
     Returns:
       A `LabelledData`.
     """
     flag = "dataset" if role == "target" else "source_dataset"
     class_flag = "classes" if role == "target" else "source_classes"
-    class_names, examples = load_source(spec, tfds_data_dir, flag)
+    class_names, examples, report = load_source(
+        spec, tfds_data_dir, flag, tfds_split=tfds_split, folder_policy=folder_policy)
     if classes is None:
         default = _default_classes(spec, role)
         classes = tuple(class_names[i] for i in default) if default else class_names
     class_names, examples = splits.select_classes(
         list(class_names), examples, list(classes), class_flag
     )
-    train, validation, test = splits.stratified_split(
-        examples, class_names, validation_fraction, test_fraction, seed, flag
-    )
+    if report:
+        folder_dataset.refuse_thin_classes(report, class_names, flag)
+    (train, validation, test), split_summary = _split(
+        examples, class_names, spec, split_file_path=split_file_path,
+        validation_fraction=validation_fraction, test_fraction=test_fraction,
+        seed=seed, flag=flag)
     train = splits.cap_per_class(train, examples_per_class, seed)
     if examples.images is not None:
         channels = examples.images.shape[-1]
@@ -254,4 +323,6 @@ def load_task(spec, classes, *, role, seed, validation_fraction, test_fraction,
         test=test,
         channels=int(channels),
         native_size=None if native_size is None else int(native_size),
+        report=report,
+        split_summary=split_summary,
     )

@@ -1,17 +1,58 @@
-"""Discovery of a folder of images laid out as one subfolder per class."""
+"""Discovery of a folder of images laid out as one subfolder per class.
 
+Discovery only looks at names; whether a file really is an image is decided
+by its content later (`image_check`). Everything passed over is counted, so a
+run can say what it found, used and skipped.
+"""
+
+import collections
+import dataclasses
 import os
+from typing import Dict, List, Tuple
 
 from keras_transfer.config import ConfigError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+# What TensorFlow's own decoder reads here (tf.io.decode_image: JPEG, PNG,
+# GIF, BMP, WebP). Matched case-insensitively.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+# Image formats people keep next to their photos that TensorFlow cannot
+# decode: listed as unsupported in the data report rather than lumped in with
+# text files.
+UNSUPPORTED_IMAGE_EXTENSIONS = (".tif", ".tiff", ".heic", ".heif", ".avif",
+                                ".svg", ".psd", ".ico", ".raw", ".cr2", ".nef")
+# How many paths of each skipped kind the report lists (counts are complete).
+LISTED_PER_KIND = 100
 
 
 class FolderLayoutError(ConfigError):
     """The folder cannot be read as one subfolder per class."""
 
 
+@dataclasses.dataclass
+class FolderScan:
+    """What discovery found under `root`.
+
+    `files` maps each class name to its sorted image paths; `ignored` counts
+    hidden entries, non-image files and unsupported image formats, and
+    `unsupported` lists (some of) the latter's paths.
+    """
+
+    root: str
+    class_names: List[str]
+    files: Dict[str, List[str]]
+    ignored: Dict[str, int]
+    unsupported: List[str]
+
+    def paths_and_labels(self) -> Tuple[List[str], List[int]]:
+        paths, labels = [], []
+        for index, name in enumerate(self.class_names):
+            paths.extend(self.files[name])
+            labels.extend([index] * len(self.files[name]))
+        return paths, labels
+
+
 def _is_hidden(name):
+    # __MACOSX is the resource-fork folder macOS zip files carry.
     return name.startswith(".") or name.startswith("__")
 
 
@@ -24,23 +65,39 @@ def list_class_folders(root):
     )
 
 
-def list_images(folder):
-    """Returns sorted paths of image files under `folder` (recursively).
+def _walk_class(folder, ignored, unsupported):
+    """Sorted image paths under `folder` (recursively); counts the rest.
 
-    Hidden files and folders are skipped; extensions match case-insensitively.
-    Sorting makes the file order, and so the splits, deterministic.
+    Sorting makes the file order, and so the splits and the shards of a
+    multi-worker run, deterministic.
     """
     paths = []
-    for directory, subdirs, files in os.walk(folder):
-        subdirs[:] = [name for name in subdirs if not _is_hidden(name)]
-        for name in files:
-            if not _is_hidden(name) and name.lower().endswith(IMAGE_EXTENSIONS):
+    for directory, subdirs, names in os.walk(folder):
+        hidden = [name for name in subdirs if _is_hidden(name)]
+        ignored["hidden"] += len(hidden)
+        subdirs[:] = sorted(name for name in subdirs if not _is_hidden(name))
+        for name in names:
+            lower = name.lower()
+            if _is_hidden(name):
+                ignored["hidden"] += 1
+            elif lower.endswith(IMAGE_EXTENSIONS):
                 paths.append(os.path.join(directory, name))
+            elif lower.endswith(UNSUPPORTED_IMAGE_EXTENSIONS):
+                ignored["unsupported"] += 1
+                if len(unsupported) < LISTED_PER_KIND:
+                    unsupported.append(os.path.join(directory, name))
+            else:
+                ignored["not_image"] += 1
     return sorted(paths)
 
 
-def discover(root, flag_name="dataset"):
-    """Returns (class_names, paths, labels) for a class-per-subfolder layout.
+def list_images(folder):
+    """Sorted image paths under `folder`, hidden and non-image files skipped."""
+    return _walk_class(folder, collections.Counter(), [])
+
+
+def scan(root, flag_name="dataset"):
+    """Returns the `FolderScan` of a class-per-subfolder layout.
 
     Raises FolderLayoutError with a one-line message naming the folder when the
     layout cannot be trained on.
@@ -61,14 +118,27 @@ def discover(root, flag_name="dataset"):
             f"{flag_name} folder needs at least two class subfolders, found "
             f"only {class_names[0]!r}. Received: {flag_name}={root!r}"
         )
-    paths, labels = [], []
-    for index, name in enumerate(class_names):
-        images = list_images(os.path.join(root, name))
-        if not images:
+    ignored = collections.Counter(hidden=0, not_image=0, unsupported=0)
+    for entry in os.scandir(root):  # Loose files and hidden folders at the top.
+        if entry.is_dir():
+            ignored["hidden"] += _is_hidden(entry.name)
+        else:
+            ignored["hidden" if _is_hidden(entry.name) else "not_image"] += 1
+    unsupported = []
+    files = {}
+    for name in class_names:
+        folder = os.path.join(root, name)
+        files[name] = _walk_class(folder, ignored, unsupported)
+        if not files[name]:
             raise FolderLayoutError(
-                f"class folder {os.path.join(root, name)!r} has no images "
+                f"class folder {folder!r} has no images "
                 f"(extensions: {', '.join(IMAGE_EXTENSIONS)})"
             )
-        paths.extend(images)
-        labels.extend([index] * len(images))
-    return class_names, paths, labels
+    return FolderScan(root, class_names, files, dict(ignored), unsupported)
+
+
+def discover(root, flag_name="dataset"):
+    """Returns (class_names, paths, labels) for a class-per-subfolder layout."""
+    found = scan(root, flag_name)
+    paths, labels = found.paths_and_labels()
+    return found.class_names, paths, labels

@@ -75,6 +75,17 @@ def define_flags():
     flags.DEFINE_string("cache_dir", None, "Cache of source-pretrained bases "
                         "(default: $KERAS_TRANSFER_CACHE or ~/.cache/keras_transfer).")
     flags.DEFINE_string("tfds_data_dir", None, "TFDS data directory.")
+    flags.DEFINE_alias("data_dir", "tfds_data_dir")
+    flags.DEFINE_string("tfds_split", None, "TFDS splits to pool before the stratified "
+                        "split, in TFDS syntax (e.g. train, train+test; default: all).")
+    flags.DEFINE_string("split_file", None, "Folders: pin the train/validation/test split "
+                        "in this JSON file (written on first use; new images are added, "
+                        "old ones never move).")
+    flags.DEFINE_float("max_broken_fraction", _default("max_broken_fraction"),
+                       "Stop when more than this share of a folder's image files is broken.")
+    flags.DEFINE_float("max_megapixels", _default("max_megapixels"),
+                       "Refuse images whose header declares more pixels than this "
+                       "(millions), before decoding them.")
     flags.DEFINE_integer("verbose", None, "Keras progress: 0 silent, 1 bar, 2 a line per "
                          "epoch (default: 1 on a terminal, else 2).")
 

@@ -1,6 +1,7 @@
 """The run's output folder: created fresh, never silently overwritten, and
 its JSON files written atomically."""
 
+import csv
 import datetime
 import json
 import os
@@ -34,7 +35,7 @@ def check_output_dir(path, phase):
         return "new"
     has_phase_one = os.path.isfile(
         os.path.join(path, "checkpoints", "feature_extraction.weights.h5")
-    )
+    ) and os.path.isfile(os.path.join(path, METRICS_FILE))
     if phase == "fine_tune" and has_phase_one:
         return "continue"
     raise OutputDirError(
@@ -88,3 +89,17 @@ def check_compatible(previous, current, output_dir):
                 f"{previous.get(key)!r}; this run has {key}={current.get(key)!r}. "
                 "Use a new --output_dir"
             )
+
+
+def write_history_csv(path, phases):
+    """All phases' per-epoch metrics in one table, epochs on one axis."""
+    keys = sorted({key for phase in phases for key in phase.history})
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["phase", "epoch", *keys])
+        for phase in phases:
+            for offset in range(phase.epochs_run):
+                row = [phase.history.get(key, [None] * phase.epochs_run)[offset] for key in keys]
+                writer.writerow([phase.name, phase.first_epoch + offset + 1, *row])
+    os.replace(temporary, path)

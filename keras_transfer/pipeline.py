@@ -71,16 +71,27 @@ def make_dataset(examples, *, num_classes, batch_size, image_size, channels,
     else:
         paths = np.asarray(examples.files, dtype=str)
         dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
+        if training:
+            # Shuffle the (path, label) pairs, not decoded images: the buffer
+            # then holds the whole split at a few bytes an example.
+            dataset = dataset.shuffle(len(examples), seed=seed,
+                                      reshuffle_each_iteration=True)
+        # Decoded images stream from disk every epoch: memory stays flat
+        # however many files there are. Every file was decoded once before
+        # training (image_check); one that broke since is dropped rather than
+        # ending the run mid-epoch. `repeat().take(n)` keeps the epoch at n
+        # examples (the next one fills a dropped one's place), so Keras still
+        # knows the number of steps: ignore_errors alone hides it, which costs
+        # the first epoch its progress bar and ends it with a warning.
         dataset = dataset.map(
             lambda path, label: (
                 decode_image(tf.io.read_file(path), channels, image_size),
                 label,
             ),
             num_parallel_calls=AUTOTUNE,
-        )
-        # Decoding is the expensive part for files; do it once.
-        dataset = dataset.cache()
-    if training:
+            deterministic=True,
+        ).ignore_errors(log_warning=True).repeat().take(len(examples))
+    if training and examples.files is None:
         dataset = dataset.shuffle(
             len(examples), seed=seed, reshuffle_each_iteration=True
         )

@@ -1,4 +1,5 @@
-"""PNG plots of a run: learning curves across phases and the confusion matrix."""
+"""PNG plots of a run: learning curves across phases, the confusion matrix,
+and one-vs-rest ROC curves."""
 
 import matplotlib
 
@@ -47,6 +48,29 @@ def confusion_matrix(matrix, class_names, path, title):
     axis.set_ylabel("true class")
     axis.set_title(title)
     figure.colorbar(image, ax=axis, fraction=0.046, label="share of true class")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def roc_curves(labels, probabilities, class_names, path, title):
+    """One-vs-rest ROC curve of every class, with its AUC in the legend."""
+    from sklearn import metrics as skm
+
+    figure, axis = plt.subplots(figsize=(6, 5))
+    for index, name in enumerate(class_names):
+        positives = labels == index
+        if positives.all() or not positives.any():
+            continue  # No curve without both positives and negatives.
+        false_rate, true_rate, _ = skm.roc_curve(positives, probabilities[:, index])
+        axis.plot(false_rate, true_rate,
+                  label=f"{name} (AUC {skm.auc(false_rate, true_rate):.3f})")
+    axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
+    axis.set_xlabel("false positive rate")
+    axis.set_ylabel("true positive rate")
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

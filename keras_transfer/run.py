@@ -12,7 +12,8 @@ import keras
 import tensorflow as tf
 
 import keras_transfer
-from keras_transfer import backbones, datasets, distribute, evaluate, export, outputs
+from keras_transfer import backbones, data_summary, datasets, distribute, evaluate, export
+from keras_transfer import folder_dataset, outputs
 from keras_transfer import model as model_lib
 from keras_transfer import plots, pretrain, splits, train, weights
 
@@ -32,11 +33,18 @@ def resolve_image_size(config, data):
 
 
 def _load(config, role, classes, spec, examples_per_class):
+    policy = folder_dataset.FolderPolicy(
+        max_megapixels=config.max_megapixels,
+        max_broken_fraction=config.max_broken_fraction,
+        cache_dir=weights.cache_root(config), verbose=config.verbose)
+    target = role == "target"
     return datasets.load_task(
         spec, classes, role=role, seed=config.seed,
         validation_fraction=config.validation_fraction,
         test_fraction=config.test_fraction, examples_per_class=examples_per_class,
-        tfds_data_dir=config.tfds_data_dir,
+        tfds_data_dir=config.tfds_data_dir, folder_policy=policy,
+        tfds_split=config.tfds_split if target else None,
+        split_file_path=config.split_file if target else None,
     )
 
 
@@ -65,6 +73,8 @@ def _summary(config, data, resolved, image_size, unfreeze, output_dir, replicas,
     log(f"model {config.model}, phase {config.phase}, image size {image_size}")
     log(f"dataset {data.name}: classes {', '.join(data.class_names)}; "
         f"split sizes {data.split_sizes()}")
+    for line in data_summary.console_lines(data, config.class_weight):
+        log(line)
     log(f"weights {config.weights} -> {resolved.kind}: {resolved.detail}")
     if config.phase in ("fine_tune", "both"):
         log(f"fine-tuning unfreezes {unfreeze!r} (--unfreeze={config.unfreeze})")
@@ -94,7 +104,7 @@ def _transfer_phases(config, data, resolved, ctx, previous):
                   strategy=ctx["strategy"], config=config, num_classes=data.num_classes,
                   output_dir=ctx["output_dir"], class_weight=ctx["class_weight"])
     phases = []
-    if config.phase in ("feature_extraction", "both"):
+    if config.phase in ("feature_extraction", "both") and config.epochs:
         model_lib.set_trainable_for_phase(classifier, spec, "feature_extraction")
         phases.append(train.run_phase(
             classifier, "feature_extraction", epochs=config.epochs,
@@ -103,7 +113,7 @@ def _transfer_phases(config, data, resolved, ctx, previous):
         phases.append(_fine_tune_start(classifier, ctx["output_dir"], previous))
     if config.phase in ("fine_tune", "both") and config.fine_tune_epochs:
         model_lib.set_trainable_for_phase(classifier, spec, "fine_tune", ctx["unfreeze"])
-        first = phases[-1].first_epoch + phases[-1].epochs_run
+        first = phases[-1].first_epoch + phases[-1].epochs_run if phases else 0
         phases.append(train.run_phase(
             classifier, "fine_tune", epochs=config.fine_tune_epochs,
             learning_rate=config.fine_tune_learning_rate, first_epoch=first, **common))
@@ -126,11 +136,15 @@ def _baseline(config, data, ctx):
     return {"phases": {result.name: result.to_dict()}, "test": report}
 
 
-def _write_plots(output_dir, phases, report, title):
+def _write_history_and_plots(output_dir, phases, report, labels, probabilities, title):
+    outputs.write_history_csv(os.path.join(output_dir, "history.csv"), phases)
     plots.learning_curves(phases, os.path.join(output_dir, "learning_curves.png"), title)
     plots.confusion_matrix(report["confusion_matrix"], report["class_names"],
                            os.path.join(output_dir, "confusion_matrix.png"),
                            f"{title}: test confusion matrix")
+    plots.roc_curves(labels, probabilities, report["class_names"],
+                     os.path.join(output_dir, "roc_curves.png"),
+                     f"{title}: test ROC, one vs rest")
 
 
 def _versions():
@@ -153,6 +167,7 @@ def _prepare(config):
         previous = outputs.read_json(os.path.join(output_dir, outputs.METRICS_FILE))
         outputs.check_compatible(previous["config"], run_config, output_dir)
     outputs.write_json(os.path.join(output_dir, outputs.CONFIG_FILE), run_config)
+    data_summary.write_report(output_dir, data)
     return data, image_size, resolved, output_dir, run_config, previous
 
 
@@ -163,6 +178,8 @@ def _pretrain_source_if_needed(config, resolved, ctx):
     task = resolved.source_task
     source = _load(config, "source", tuple(task["classes"]) if task["classes"] else None,
                    task["dataset"], config.source_examples_per_class)
+    for line in folder_dataset.summary_lines(source.report) if source.report else ():
+        log(f"source task: {line}")
     log(f"pretraining the base on the source task {source.name} "
         f"({', '.join(source.class_names)}), {config.pretrain_epochs} epoch(s)")
     return pretrain.pretrain_source_base(
@@ -227,16 +244,15 @@ def run(config):
 
         _, _, test_data = pretrain.datasets_for(data, config, image_size, ctx["global_batch"])
         log("evaluating on the test split")
-        report, _, _ = evaluate.evaluate(classifier, test_data, data.class_names,
-                                         config.verbose)
+        report, labels, probabilities = evaluate.evaluate(
+            classifier, test_data, data.class_names, config.verbose)
         timings["evaluate"] = report["seconds"]
         log(f"test accuracy {report['accuracy']:.4f}, macro F1 {report['f1']:.4f} "
             f"on {report['examples']} test images")
         metrics = {
             "config": run_config,
             "weights": resolved.to_dict(),
-            "dataset": {"name": data.name, "class_names": list(data.class_names),
-                        "channels": data.channels, "split_sizes": data.split_sizes()},
+            "dataset": data_summary.metrics_entry(data),
             "strategy": {"name": config.strategy, "replicas": strategy.num_replicas_in_sync,
                          "global_batch_size": ctx["global_batch"]},
             "source_pretrain": source_result.to_dict() if source_result else None,
@@ -249,7 +265,8 @@ def run(config):
             metrics["baseline"], metrics["comparison"] = _compare_with_baseline(
                 config, data, ctx, report)
             timings["baseline"] = metrics["baseline"]["phases"]["scratch"]["seconds"]
-        _write_plots(output_dir, phases, report, f"{config.model} on {data.name}")
+        _write_history_and_plots(output_dir, phases, report, labels, probabilities,
+                                 f"{config.model} on {data.name}")
 
         export_start = time.time()
         path = export.export_model(classifier, os.path.join(output_dir, "export"),

@@ -52,25 +52,34 @@ def _stratified_indices(labels, fraction, rng, keep):
     return np.sort(np.asarray(rest)), np.sort(np.asarray(held))
 
 
-def stratified_split(examples, class_names, validation_fraction, test_fraction,
-                     seed, flag_name):
-    """Returns (train, validation, test) with every class in every split.
-
-    The same examples and seed always give the same split.
-    """
-    counts = np.bincount(examples.labels, minlength=len(class_names))
+def _check_three_per_class(labels, class_names, flag_name):
+    counts = np.bincount(labels, minlength=len(class_names))
     for name, count in zip(class_names, counts):
         if count < 3:
             raise SplitError(
                 f"class {name!r} of {flag_name} has {count} example(s); train, "
                 "validation and test splits need at least 3 per class"
             )
-    rng = np.random.default_rng(seed)
-    rest, test = _stratified_indices(examples.labels, test_fraction, rng, keep=2)
-    remaining = examples.take(rest)
+
+
+def split_indices(labels, validation_fraction, test_fraction, rng):
+    """(train, validation, test) index arrays, stratified, every class in each."""
+    rest, test = _stratified_indices(labels, test_fraction, rng, keep=2)
     share = validation_fraction / (1.0 - test_fraction)
-    train, validation = _stratified_indices(remaining.labels, share, rng, keep=1)
-    return remaining.take(train), remaining.take(validation), examples.take(test)
+    train, validation = _stratified_indices(labels[rest], share, rng, keep=1)
+    return rest[train], rest[validation], test
+
+
+def stratified_split(examples, class_names, validation_fraction, test_fraction,
+                     seed, flag_name):
+    """Returns (train, validation, test) with every class in every split.
+
+    The same examples and seed always give the same split.
+    """
+    _check_three_per_class(examples.labels, class_names, flag_name)
+    rng = np.random.default_rng(seed)
+    indices = split_indices(examples.labels, validation_fraction, test_fraction, rng)
+    return tuple(examples.take(part) for part in indices)
 
 
 def cap_per_class(examples, limit, seed):

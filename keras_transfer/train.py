@@ -2,6 +2,7 @@
 and the best epoch kept."""
 
 import dataclasses
+import math
 import os
 import time
 
@@ -107,8 +108,12 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
     )
     seconds = time.time() - start
     losses = history.history["val_loss"]
-    best = min(range(len(losses)), key=losses.__getitem__)
-    model.load_weights(checkpoint)
+    best = min(range(len(losses)), key=lambda epoch: _finite_or_inf(losses[epoch]))
+    if os.path.isfile(checkpoint):
+        model.load_weights(checkpoint)
+    else:  # Every epoch's validation loss was NaN: nothing better to restore.
+        print(f"[keras_transfer] warning: phase {name} never improved its validation "
+              "loss (NaN); keeping its last weights", flush=True)
     return PhaseResult(
         name=name,
         history={key: [float(v) for v in values] for key, values in history.history.items()},
@@ -120,6 +125,10 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
         learning_rate=learning_rate,
         checkpoint=checkpoint,
     )
+
+
+def _finite_or_inf(value):
+    return value if math.isfinite(value) else math.inf
 
 
 def _frozen(model):

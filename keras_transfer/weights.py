@@ -19,7 +19,7 @@ from keras_transfer.config import ConfigError
 
 # Keras downloads application weights from this host.
 WEIGHTS_HOST = ("storage.googleapis.com", 443)
-OFFLINE_ENV = "KERAS_TRANSFER_OFFLINE"
+OFFLINE_ENV = datasets.OFFLINE_ENV
 CACHE_ENV = "KERAS_TRANSFER_CACHE"
 
 

@@ -75,7 +75,7 @@ def test_fashion_mnist_reads_debian_idx_files(tmp_path, monkeypatch):
         _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (count, 28, 28)))
         _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(count) % 10)
     monkeypatch.setattr(datasets, "FASHION_MNIST_DIRS", (str(tmp_path),))
-    names, examples = datasets.load_source("fashion_mnist")
+    names, examples, _ = datasets.load_source("fashion_mnist")
     assert names[5] == "sandal" and len(names) == 10
     assert examples.images.shape == (50, 28, 28, 1)
     assert np.array_equal(examples.labels[:30], np.arange(30) % 10)
@@ -83,5 +83,9 @@ def test_fashion_mnist_reads_debian_idx_files(tmp_path, monkeypatch):
 
 def test_fashion_mnist_missing_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setattr(datasets, "FASHION_MNIST_DIRS", (str(tmp_path),))
-    with pytest.raises(datasets.DatasetError, match="apt-get install dataset-fashion-mnist"):
-        datasets.load_source("fashion_mnist")
+    with pytest.raises(datasets.DatasetError) as raised:
+        datasets.load_source("fashion_mnist", tfds_data_dir=str(tmp_path / "tfds"))
+    # Both ways to get it: Debian's package, or TFDS (offline here: not tried).
+    message = str(raised.value)
+    assert "apt-get install dataset-fashion-mnist" in message
+    assert "TFDS" in message and str(tmp_path / "tfds") in message

@@ -74,3 +74,10 @@ def test_scratch_learning_rate_is_the_backbones_unless_given():
     assert config_lib.RunConfig(model="resnet50").scratch_learning_rate == 1e-3
     assert config_lib.RunConfig(model="resnet50",
                                 pretrain_learning_rate=3e-4).scratch_learning_rate == 3e-4
+
+
+def test_pretraining_and_baseline_need_epochs():
+    with pytest.raises(config_lib.ConfigError, match="Received: pretrain_epochs=0"):
+        config_lib.RunConfig(pretrain_epochs=0)
+    with pytest.raises(config_lib.ConfigError, match="Received: epochs=0, fine_tune_epochs=0"):
+        config_lib.RunConfig(baseline=True, epochs=0, fine_tune_epochs=0)

@@ -74,7 +74,7 @@ def test_digits_splits_are_stratified():
 
 def test_digits_splits_partition_the_selected_examples():
     data = load_digits_task()
-    names, source = datasets.load_source("digits")
+    names, source, _ = datasets.load_source("digits")
     wanted = np.isin(source.labels, [5, 6, 7, 8, 9])
     expected = collections.Counter(
         (image.tobytes(), int(label) - 5)
@@ -105,7 +105,7 @@ def test_examples_per_class_caps_only_the_train_split():
 def test_classes_select_and_relabel_in_given_order():
     data = load_digits_task(classes=("7", "5"))
     assert data.class_names == ("7", "5")
-    _, source = datasets.load_source("digits")
+    _, source, _ = datasets.load_source("digits")
     sevens = {image.tobytes() for image in source.images[source.labels == 7]}
     fives = {image.tobytes() for image in source.images[source.labels == 5]}
     for split in all_splits(data):
@@ -231,10 +231,14 @@ def assert_one_line_naming(error, folder):
 
 def test_class_with_fewer_than_three_examples_is_an_error(tmp_path):
     root = make_class_folders(tmp_path, {"cats": 5, "dogs": 2})
-    with pytest.raises(splits.SplitError, match="at least 3") as raised:
+    with pytest.raises(image_folder.FolderLayoutError, match="at least 3") as raised:
         datasets.load_task(root, None, role="target", seed=0, **FRACTIONS)
-    assert "'dogs'" in str(raised.value)
-    assert "2 example" in str(raised.value)
+    assert_one_line_naming(raised.value, str(tmp_path / "dogs"))
+    assert "2 usable image" in str(raised.value)
+    # Leaving the thin class out with --classes is fine.
+    make_class_folders(tmp_path, {"owls": 4})
+    data = datasets.load_task(root, ("cats", "owls"), role="target", seed=0, **FRACTIONS)
+    assert data.class_names == ("cats", "owls")
 
 
 def test_load_task_on_a_folder_gives_files(tmp_path):
@@ -324,7 +328,31 @@ def test_tfds_prepared_dataset_loads_every_example(tmp_path):
     )
 
 
-def test_tfds_download_offline_fails_fast_naming_dataset_and_dir(tmp_path):
+def test_tfds_split_names_select_what_is_pooled(tmp_path):
+    tfds.builder("kt_tiny_shapes", data_dir=str(tmp_path)).download_and_prepare()
+    load = lambda split: datasets.load_task(  # noqa: E731
+        "tfds:kt_tiny_shapes", None, role="target", seed=0, tfds_data_dir=str(tmp_path),
+        tfds_split=split, **FRACTIONS)
+    train_only = load("train")
+    values = {int(image[0, 0, 0]) for split in all_splits(train_only) for image in split.images}
+    assert values == {tiny_shape_value(label, i) for label in range(3) for i in range(6)}
+    assert sum(train_only.split_sizes().values()) == 18
+    assert sum(load("train+test").split_sizes().values()) == 24
+    with pytest.raises(datasets.DatasetError, match="has no split validation") as raised:
+        load("validation")
+    assert "test, train" in str(raised.value)
+
+
+def test_tfds_offline_mode_never_downloads(tmp_path):
+    with pytest.raises(datasets.DatasetError, match="KERAS_TRANSFER_OFFLINE") as raised:
+        datasets.load_task("tfds:kt_offline_shapes", None, role="target", seed=0,
+                           tfds_data_dir=str(tmp_path), **FRACTIONS)
+    assert str(tmp_path) in str(raised.value)
+
+
+def test_tfds_download_offline_fails_fast_naming_dataset_and_dir(tmp_path, monkeypatch):
+    # The real download path, against a closed localhost port.
+    monkeypatch.delenv(datasets.OFFLINE_ENV)
     start = time.monotonic()
     with pytest.raises(datasets.DatasetError) as raised:
         datasets.load_task("tfds:kt_offline_shapes", None, role="target", seed=0,

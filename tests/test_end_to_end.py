@@ -46,7 +46,8 @@ def test_both_phases_write_the_documented_outputs(both_run):
     assert np.isclose(np.trace(matrix) / matrix.sum(), test["accuracy"])
     assert {"feature_extraction", "fine_tune", "evaluate", "export", "total"} <= set(
         metrics["timings"])
-    for name in ("learning_curves.png", "confusion_matrix.png", "history_fine_tune.csv",
+    for name in ("learning_curves.png", "confusion_matrix.png", "roc_curves.png",
+                 "history.csv", "history_fine_tune.csv",
                  "run_config.json", "checkpoints/fine_tune.weights.h5"):
         assert os.path.getsize(os.path.join(both_run, name)) > 0, name
     assert os.listdir(os.path.join(both_run, "tensorboard", "fine_tune", "train"))
@@ -57,6 +58,9 @@ def test_history_csv_continues_epochs_across_phases(both_run):
     with open(os.path.join(both_run, "history_fine_tune.csv")) as handle:
         rows = handle.read().splitlines()
     assert rows[0].startswith("epoch,") and rows[1].startswith("1,")
+    with open(os.path.join(both_run, "history.csv")) as handle:
+        rows = [line.split(",")[:2] for line in handle.read().splitlines()]
+    assert rows == [["phase", "epoch"], ["feature_extraction", "1"], ["fine_tune", "2"]]
 
 
 def test_reused_output_dir_is_refused_before_anything_is_written(both_run, cache_dir):
@@ -136,3 +140,9 @@ def test_metrics_json_is_valid_json(both_run):
         text = handle.read()
     json.loads(text)
     assert "NaN" not in text
+
+
+def test_zero_feature_extraction_epochs_goes_straight_to_fine_tuning(tmp_path, cache_dir):
+    metrics = run_lib.run(_config(tmp_path, cache_dir, epochs=0))
+    assert list(metrics["phases"]) == ["fine_tune"]
+    assert metrics["phases"]["fine_tune"]["first_epoch"] == 0
