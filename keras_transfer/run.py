@@ -32,7 +32,7 @@ def resolve_image_size(config, data):
     return max(spec.min_size, min(data.native_size, spec.default_size))
 
 
-def _load(config, role, classes, spec, examples_per_class):
+def load_data(config, role, classes, spec, examples_per_class):
     policy = folder_dataset.FolderPolicy(
         max_megapixels=config.max_megapixels,
         max_broken_fraction=config.max_broken_fraction,
@@ -154,7 +154,7 @@ def _versions():
 
 def _prepare(config):
     """Loads the data and checks every setting; creates the output folder last."""
-    data = _load(config, "target", config.classes, config.dataset, config.examples_per_class)
+    data = load_data(config, "target", config.classes, config.dataset, config.examples_per_class)
     image_size = resolve_image_size(config, data)
     resolved = weights.resolve(config, image_size)
     unfreeze = backbones.resolve_unfreeze(config.unfreeze, resolved.kind)
@@ -171,12 +171,12 @@ def _prepare(config):
     return data, image_size, resolved, output_dir, run_config, previous
 
 
-def _pretrain_source_if_needed(config, resolved, ctx):
+def pretrain_source_if_needed(config, resolved, ctx):
     """Pretrains and caches the source-task base unless the cache has it."""
     if resolved.kind != "source" or os.path.isfile(resolved.load):
         return None
     task = resolved.source_task
-    source = _load(config, "source", tuple(task["classes"]) if task["classes"] else None,
+    source = load_data(config, "source", tuple(task["classes"]) if task["classes"] else None,
                    task["dataset"], config.source_examples_per_class)
     for line in folder_dataset.summary_lines(source.report) if source.report else ():
         log(f"source task: {line}")
@@ -234,7 +234,7 @@ def run(config):
                if config.class_weight == "balanced" else None}
         _summary(config, data, resolved, image_size, ctx["unfreeze"], output_dir,
                  strategy.num_replicas_in_sync, ctx["global_batch"])
-        source_result = _pretrain_source_if_needed(config, resolved, ctx)
+        source_result = pretrain_source_if_needed(config, resolved, ctx)
         if config.phase == "pretrain":
             classifier, phases = _pretrain_phase(config, data, ctx)
         else:

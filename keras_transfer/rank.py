@@ -1,0 +1,168 @@
+"""Rank backbones (and where to cut them) for a task before training any.
+
+    python -m keras_transfer.rank --dataset=digits --models=vgg16,resnet50 \\
+        --base_layers=top,block4,conv4
+
+Every candidate (backbone x cut layer, with the weights `--weights` resolves
+to for that backbone) runs once over the training split with its base
+frozen; the pooled features are scored by transferability estimators (LogME,
+H-score, NLEEP: `transferability.py`) and the table is printed best first.
+That costs one forward pass per image and candidate, a small fraction of
+fine-tuning each of them. Dataset flags are the main command's.
+"""
+
+import dataclasses
+import json
+import os
+import sys
+import time
+
+from absl import app, flags
+
+from keras_transfer import config as config_lib
+from keras_transfer import main as main_lib
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    main_lib.define_flags()
+    if "models" in FLAGS:
+        return
+    flags.DEFINE_list("models", ["vgg16", "resnet50"], "Backbones to rank.")
+    flags.DEFINE_list("base_layers", ["top"], "Where to cut each base: top (its output), "
+                      "a block name of that backbone (block4, conv4: the block's output) "
+                      "or a layer name; names a backbone lacks are skipped for it.")
+    flags.DEFINE_list("estimators", ["logme", "hscore", "nleep"],
+                      "Transferability estimators; the table is sorted by the first.")
+    flags.DEFINE_string("ranking_output", None, "Also write the ranking as JSON here.")
+
+
+def cut_tensor(spec, base, base_layer):
+    """The base's tensor at `base_layer`, or None when this backbone lacks it.
+
+    A block name means the block's output: the input of the next block's first
+    layer (for the last block, the base's output).
+    """
+    if base_layer == "top":
+        return base.output
+    names = list(spec.blocks)
+    if base_layer in spec.blocks:
+        following = names[names.index(base_layer) + 1:]
+        return base.get_layer(spec.blocks[following[0]]).input if following else base.output
+    if base_layer in [layer.name for layer in base.layers]:
+        return base.get_layer(base_layer).output
+    return None
+
+
+def feature_extractor(spec, base_weights, image_size, channels, base_layer):
+    """pixels -> the classifier's own preprocessing -> base cut -> pooled."""
+    import keras
+
+    from keras_transfer import model as model_lib
+
+    classifier = model_lib.build_classifier(spec, 2, image_size=image_size,
+                                            channels=channels, base_weights=base_weights)
+    base = model_lib.base_of(classifier)
+    cut = cut_tensor(spec, base, base_layer)
+    if cut is None:
+        return None
+    trunk = keras.Model(base.input, cut)
+    inputs = classifier.input
+    x = inputs
+    for name in ("resize", "to_rgb", "preprocess"):
+        x = classifier.get_layer(name)(x)
+    pooled = keras.layers.GlobalAveragePooling2D()(trunk(x, training=False))
+    return keras.Model(inputs, pooled)
+
+
+def _features(extractor, data, image_size, batch_size):
+    import numpy as np
+
+    from keras_transfer import pipeline
+
+    dataset = pipeline.make_dataset(data.train, num_classes=data.num_classes,
+                                    batch_size=batch_size, image_size=image_size,
+                                    channels=data.channels)
+    return np.concatenate([extractor(images, training=False).numpy()
+                           for images, _ in dataset])
+
+
+def rank_candidates(config, models, base_layers, estimators, log=print):
+    """Scores every candidate; returns rows sorted best first by estimators[0]."""
+    from keras_transfer import distribute, run, transferability, weights
+
+    data = run.load_data(config, "target", config.classes, config.dataset,
+                         config.examples_per_class)
+    strategy = distribute.make_strategy("one_device")
+    rows = []
+    for name in models:
+        candidate = dataclasses.replace(config, model=name)
+        image_size = run.resolve_image_size(candidate, data)
+        resolved = weights.resolve(candidate, image_size)
+        # A source-task base not cached yet is pretrained once (and cached
+        # for the run that follows the ranking).
+        run.pretrain_source_if_needed(candidate, resolved, {
+            "strategy": strategy, "image_size": image_size,
+            "global_batch": candidate.batch_size})
+        for base_layer in base_layers:
+            start = time.time()
+            extractor = feature_extractor(candidate.backbone, resolved.load, image_size,
+                                          data.channels, base_layer)
+            if extractor is None:
+                log(f"{name} has no layer or block {base_layer!r}; skipped")
+                continue
+            features = _features(extractor, data, image_size, config.batch_size)
+            row = {"model": name, "base_layer": base_layer, "weights": resolved.kind,
+                   "features": int(features.shape[1]), "examples": int(len(features))}
+            for estimator in estimators:
+                row[estimator] = transferability.ESTIMATORS[estimator](
+                    features, data.train.labels)
+            row["seconds"] = round(time.time() - start, 2)
+            log(f"scored {name} at {base_layer}: " + ", ".join(
+                f"{estimator} {row[estimator]:.4f}" for estimator in estimators))
+            rows.append(row)
+    return sorted(rows, key=lambda row: -row[estimators[0]])
+
+
+def table(rows, estimators):
+    header = ["rank", "model", "base_layer", "weights", "features", *estimators, "seconds"]
+    lines = [rows and "  ".join(f"{h:>12}" for h in header)]
+    for index, row in enumerate(rows, 1):
+        cells = [index, row["model"], row["base_layer"], row["weights"], row["features"],
+                 *(f"{row[e]:.4f}" for e in estimators), row["seconds"]]
+        lines.append("  ".join(f"{str(cell):>12}" for cell in cells))
+    return "\n".join(lines)
+
+
+def _check_names(models, estimators):
+    from keras_transfer import backbones, transferability
+
+    for name in models:
+        backbones.get(name)
+    unknown = [e for e in estimators if e not in transferability.ESTIMATORS]
+    if unknown or not estimators:
+        raise config_lib.ConfigError(
+            f"estimators must be among {sorted(transferability.ESTIMATORS)}. "
+            f"Received: estimators={','.join(estimators)}")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        config = main_lib.config_from_flags()
+        _check_names(FLAGS.models, FLAGS.estimators)
+    except (config_lib.ConfigError, ValueError) as error:
+        sys.exit(f"keras_transfer.rank: error: {error}")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    rows = rank_candidates(config, FLAGS.models, FLAGS.base_layers, FLAGS.estimators)
+    print(table(rows, FLAGS.estimators))
+    if FLAGS.ranking_output:
+        with open(FLAGS.ranking_output, "w", encoding="utf-8") as handle:
+            json.dump(rows, handle, indent=2)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

@@ -1,0 +1,52 @@
+"""Ranking candidates by transferability of their frozen features."""
+
+import json
+
+import numpy as np
+
+from conftest import TINY, run_python
+from keras_transfer import backbones, config as config_lib, rank
+
+
+def test_block_names_cut_at_the_blocks_output():
+    import keras
+
+    spec = backbones.get("vgg16")
+    base = spec.build(32)
+    assert rank.cut_tensor(spec, base, "block4").shape[1:] == (2, 2, 512)  # block4_pool.
+    assert rank.cut_tensor(spec, base, "block5") is base.output
+    assert rank.cut_tensor(spec, base, "block3_conv2").shape[1:] == (8, 8, 256)
+    assert rank.cut_tensor(spec, base, "conv4") is None  # A ResNet block.
+    resnet = backbones.get("resnet50")
+    assert rank.cut_tensor(resnet, resnet.build(32), "conv4").shape[-1] == 1024
+    del keras
+
+
+def test_rank_scores_every_candidate_and_sorts_best_first(cache_dir):
+    config = config_lib.RunConfig(weights="none", cache_dir=cache_dir,
+                                  **{**TINY, "examples_per_class": 8})
+    lines = []
+    rows = rank.rank_candidates(config, ["vgg16"], ["top", "block3", "conv4"],
+                                ["logme", "hscore"], log=lines.append)
+    assert [row["base_layer"] for row in rows] != [] and len(rows) == 2
+    assert any("no layer or block 'conv4'" in line for line in lines)
+    assert rows[0]["logme"] >= rows[1]["logme"]
+    assert {row["features"] for row in rows} == {512, 256}
+    assert all(row["examples"] == 40 and np.isfinite(row["hscore"]) for row in rows)
+
+
+def test_rank_cli_prints_a_table_and_writes_json(tmp_path, cache_dir):
+    output = tmp_path / "ranking.json"
+    result = run_python(["-m", "keras_transfer.rank", "--models=vgg16", "--weights=none",
+                         "--base_layers=block2,block4", "--examples_per_class=5",
+                         f"--cache_dir={cache_dir}", f"--ranking_output={output}"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "rank" in result.stdout and "block4" in result.stdout
+    rows = json.loads(output.read_text())
+    assert [row["model"] for row in rows] == ["vgg16", "vgg16"]
+
+
+def test_rank_cli_rejects_an_unknown_estimator():
+    result = run_python(["-m", "keras_transfer.rank", "--estimators=magic"])
+    assert result.returncode != 0
+    assert "estimators must be among" in result.stderr
