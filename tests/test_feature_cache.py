@@ -1,0 +1,55 @@
+"""Phase 1 on recorded features equals phase 1 on pixels."""
+
+import keras
+import numpy as np
+
+from keras_transfer import backbones, datasets, feature_cache, pipeline
+from keras_transfer import model as model_lib
+
+SPEC = backbones.get("vgg16")
+
+
+def classifier(seed, dropout=0.3):
+    keras.utils.set_random_seed(seed)
+    model = model_lib.build_classifier(SPEC, 5, image_size=32, channels=1, dropout=dropout)
+    model_lib.set_trainable_for_phase(model, SPEC, "feature_extraction")
+    return model
+
+
+def compile_(model):
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
+
+
+def test_head_on_recorded_features_matches_training_on_pixels(tmp_path):
+    data = datasets.load_task("digits", None, role="target", seed=0, validation_fraction=0.1,
+                              test_fraction=0.2, examples_per_class=8)
+    settings = dict(num_classes=5, batch_size=16, image_size=32, channels=1)
+    test_images = data.test.images[:20].astype(np.float32)
+
+    on_pixels = classifier(seed=7)
+    compile_(on_pixels)
+    # The same global seed when each path builds its shuffled dataset and
+    # starts training: the same batch order and the same dropout masks.
+    keras.utils.set_random_seed(11)
+    train = pipeline.make_dataset(data.train, training=True, seed=3, **settings)
+    on_pixels.fit(train, epochs=3, verbose=0, shuffle=False)
+
+    on_features = classifier(seed=7)
+    trunk = feature_cache.trunk_of(on_features)
+    features, labels, reused = feature_cache.load_or_record(
+        str(tmp_path / "train.npz"), trunk, pipeline.make_dataset(data.train, **settings))
+    assert not reused and features.shape == (40, 512)
+    head = feature_cache.head_of(on_features)
+    compile_(head)
+    keras.utils.set_random_seed(11)
+    head.fit(feature_cache.feature_dataset(features, labels, batch_size=16, training=True,
+                                           seed=3), epochs=3, verbose=0, shuffle=False)
+
+    # Training the head trained the classifier: the same predictions.
+    np.testing.assert_allclose(on_features.predict(test_images, verbose=0),
+                               on_pixels.predict(test_images, verbose=0), atol=1e-5)
+    untrained = classifier(seed=7).predict(test_images, verbose=0)
+    assert np.abs(on_features.predict(test_images, verbose=0) - untrained).max() > 1e-3
+
+    again, _, reused = feature_cache.load_or_record(str(tmp_path / "train.npz"), trunk, None)
+    assert reused and np.array_equal(again, features)
