@@ -230,13 +230,26 @@ def _load_tfds(name, data_dir, split=None):
             images.append(image if image.ndim == 3 else image[..., None])
             labels.append(label)
     if len({image.shape for image in images}) != 1:
-        raise DatasetError(
-            f"dataset=tfds:{name} has images of different sizes; export it as a "
-            "folder of class subfolders and pass that folder as --dataset"
-        )
+        images = _common_size(images)
     return tuple(label_feature.names), Examples(
         labels=np.asarray(labels, np.int64), images=np.stack(images).astype(np.uint8)
     )
+
+
+# Photos of many sizes (tf_flowers) are held at one square size: their median
+# side, at most the backbones' native 224, which the model would resize to anyway.
+TFDS_MAX_COMMON_SIZE = 224
+
+
+def _common_size(images):
+    import tensorflow as tf
+
+    side = int(min(np.median([max(image.shape[:2]) for image in images]),
+                   TFDS_MAX_COMMON_SIZE))
+    channels = max(image.shape[-1] for image in images)
+    return [tf.cast(tf.round(tf.image.resize(
+        np.repeat(image, channels, -1) if image.shape[-1] < channels else image,
+        [side, side], antialias=True)), tf.uint8).numpy() for image in images]
 
 
 def _load_folder(root, flag_name, policy):

@@ -304,6 +304,42 @@ class KtOfflineShapes(KtTinyShapes):
         return {"train": self._generate_examples(range(8))}
 
 
+class KtMixedSizes(tfds.core.GeneratorBasedBuilder):
+    """Photos of different sizes, as tf_flowers has: 2 classes x 4 RGB images."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(None, None, 3)),
+                "label": tfds.features.ClassLabel(names=("dark", "light")),
+            }),
+            supervised_keys=("image", "label"),
+        )
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples()}
+
+    def _generate_examples(self):
+        for label in range(2):
+            for index, (height, width) in enumerate(((6, 9), (12, 10), (10, 10), (20, 7))):
+                image = np.full((height, width, 3), 50 + 150 * label, np.uint8)
+                yield f"{label}-{index}", {"image": image, "label": label}
+
+
+def test_tfds_images_of_different_sizes_are_held_at_one_size(tmp_path):
+    tfds.builder("kt_mixed_sizes", data_dir=str(tmp_path)).download_and_prepare()
+    data = datasets.load_task("tfds:kt_mixed_sizes", None, role="target", seed=0,
+                              tfds_data_dir=str(tmp_path), **FRACTIONS)
+    assert data.native_size == 11  # The median longer side.
+    for split in all_splits(data):
+        assert split.images.shape[1:] == (11, 11, 3)
+        for image, label in zip(split.images, split.labels):
+            assert np.all(image == 50 + 150 * label)
+
+
 def test_tfds_unknown_name_is_a_dataset_error(tmp_path):
     start = time.monotonic()
     with pytest.raises(datasets.DatasetError, match="kt_no_such_dataset"):
