@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import run_python
+from conftest import REPO, run_python
 from keras_transfer import export, predict
 
 CLASSES = ["circle", "square", "triangle"]
@@ -134,3 +134,15 @@ def test_cli_without_an_export_says_so(tmp_path):
                          str(tmp_path)])
     assert result.returncode != 0
     assert f"no SavedModel export found under {str(tmp_path)!r}" in result.stderr
+
+
+def test_cli_flags_are_documented_in_the_readme():
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as handle:
+        readme = handle.read()
+    for command, names in [("keras_transfer.predict", ["model_dir", "batch_size"]),
+                           ("keras_transfer.export", ["run_dir", "image_size",
+                                                      "export_tflite"])]:
+        usage = [line for line in readme.splitlines() if f"python -m {command} " in line]
+        assert usage, command
+        for name in names:
+            assert any(f"--{name}" in line for line in usage), (command, name)
