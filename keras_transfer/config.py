@@ -59,6 +59,7 @@ class RunConfig:
     seed: int = 0
     mixed_precision: bool = False
     jit_compile: bool = False
+    export_tflite: bool = False
     cache_dir: Optional[str] = None
     tfds_data_dir: Optional[str] = None
     tfds_split: Optional[str] = None

@@ -1,21 +1,30 @@
 """SavedModel export in TF Serving's layout, written atomically.
 
-`EXPORT_BASE/<version>/` holds a SavedModel whose `serving_default` signature
-takes a batch of encoded images (`image_bytes`) and does decoding, resizing and
-the backbone's preprocessing in the graph. A version folder appears only when
-complete: the model is written to a temporary folder beside it and renamed.
+`EXPORT_BASE/<version>/` holds a SavedModel with two signatures (see
+`signatures.py`): `serving_default` takes encoded images (`image_bytes`),
+`serving_pixels` takes pixels; decoding, resizing and the backbone's
+preprocessing run in the graph. `labels.txt` and `model_card.json` are among
+its assets. A version folder appears only when complete: the model is written
+to a temporary folder beside it and renamed.
+
+`python -m keras_transfer.export --run_dir=RUN` re-exports a finished run from
+its best checkpoint (`reexport.py`).
 """
 
 import os
 import shutil
+import sys
 import tempfile
 
 import keras
 import tensorflow as tf
+from absl import app, flags
 
-from keras_transfer import pipeline
+from keras_transfer import model_card, signatures, tflite as tflite_lib
 
+FLAGS = flags.FLAGS
 LABELS_FILE = "labels.txt"
+TFLITE_DIR = "tflite"
 
 
 def existing_versions(export_base):
@@ -43,11 +52,12 @@ def latest_export(path):
     raise FileNotFoundError(f"no SavedModel export found under {path!r}")
 
 
-def _labels_table(labels_path):
-    # A table initialised from the file makes labels.txt a tracked asset of
-    # the SavedModel: it travels with the model and the graph reads it there.
+def _text_file_table(path):
+    # A table initialised from a file makes that file a tracked asset of the
+    # SavedModel: it is copied into `assets/`, travels with the model, and
+    # TensorFlow finds it there wherever the folder is moved.
     initializer = tf.lookup.TextFileInitializer(
-        labels_path,
+        path,
         key_dtype=tf.int64,
         key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
         value_dtype=tf.string,
@@ -56,34 +66,24 @@ def _labels_table(labels_path):
     return tf.lookup.StaticHashTable(initializer, default_value="")
 
 
-def _write_saved_model(model, directory, labels_path, image_size, channels):
-    table = _labels_table(labels_path)
+def _write_saved_model(model, directory, labels_path, card_path, image_size, channels):
+    labels_table = _text_file_table(labels_path)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.track(table)
-
-    def serve_image_bytes(image_bytes):
-        images = tf.map_fn(
-            lambda contents: pipeline.decode_image(contents, channels, image_size),
-            image_bytes,
-            fn_output_signature=tf.TensorSpec([image_size, image_size, channels], tf.float32),
-        )
-        probabilities = tf.cast(model(images, training=False), tf.float32)
-        return {
-            "probabilities": probabilities,
-            "label": table.lookup(tf.argmax(probabilities, axis=1)),
-            "score": tf.reduce_max(probabilities, axis=1),
-        }
-
-    archive.add_endpoint(
-        "serving_default",
-        serve_image_bytes,
-        input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")],
-    )
+    archive.track(labels_table)
+    # ExportArchive saves the files of tracked resources only; a table over
+    # the card's lines is the public way to make the card such a file.
+    archive.track(_text_file_table(card_path))
+    signatures.add_endpoints(archive, model, labels_table, image_size=image_size,
+                             channels=channels)
     archive.write_out(directory, verbose=False)
 
 
-def _check_arguments(model, class_names, channels):
+def _check_arguments(model, class_names, image_size, channels):
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(
+            f"image_size must be a positive integer. Received: image_size={image_size!r}"
+        )
     # Keras accepts a batch whose channel count differs from the model's
     # input, so a mismatch would export silently and serve pixels decoded
     # differently from those the model was trained on.
@@ -107,29 +107,93 @@ def _check_arguments(model, class_names, channels):
             raise ValueError(f"class names must be one line. Received: {name!r}")
 
 
-def export_model(model, export_base, class_names, *, image_size, channels):
+def _stage(model, staging, class_names, *, image_size, channels, card, tflite):
+    """Writes the complete version folder inside `staging`; returns its path."""
+    labels_path = os.path.join(staging, LABELS_FILE)
+    with open(labels_path, "w", encoding="utf-8") as handle:
+        handle.write("".join(f"{name}\n" for name in class_names))
+    card_path = os.path.join(staging, model_card.FILE)
+    model_card.write(card_path, model_card.complete(
+        card, class_names=class_names, image_size=image_size, channels=channels,
+        signatures=signatures.describe(len(class_names), channels)))
+    saved_model = os.path.join(staging, "saved_model")
+    _write_saved_model(model, saved_model, labels_path, card_path, image_size, channels)
+    if tflite:
+        # Inside the version folder, so it appears (or not) with the rest.
+        tflite_lib.write(model, os.path.join(saved_model, TFLITE_DIR), class_names, channels)
+    return saved_model
+
+
+def _publish(folder, export_base):
+    """Renames `folder` to the next free version number; returns its path."""
+    while True:
+        versions = existing_versions(export_base)
+        target = os.path.join(export_base, str(versions[-1] + 1 if versions else 1))
+        try:
+            os.rename(folder, target)
+            return target
+        except OSError:
+            if not os.path.exists(target):
+                raise  # Not a race with another exporter: a real failure.
+
+
+def export_model(model, export_base, class_names, *, image_size, channels, card=None,
+                 tflite=False):
     """Writes the next version under `export_base`; returns its path.
 
     Never touches an existing version: the new one is written beside them
     under a temporary name and renamed into place only when complete.
+
+    Args:
+      image_size: the square size encoded images are resized to when decoded.
+      card: optional run description for `model_card.json` (see
+        `model_card.from_metrics`); the export adds class names, input size,
+        signatures and versions.
+      tflite: also write `tflite/model.tflite` (the pixels path) and
+        `tflite/labels.txt` into the version folder.
     """
-    _check_arguments(model, class_names, channels)
+    _check_arguments(model, class_names, image_size, channels)
     os.makedirs(export_base, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".staging-", dir=export_base)
     try:
-        labels_path = os.path.join(staging, LABELS_FILE)
-        with open(labels_path, "w", encoding="utf-8") as handle:
-            handle.write("".join(f"{name}\n" for name in class_names))
-        saved_model = os.path.join(staging, "saved_model")
-        _write_saved_model(model, saved_model, labels_path, image_size, channels)
-        while True:
-            versions = existing_versions(export_base)
-            target = os.path.join(export_base, str(versions[-1] + 1 if versions else 1))
-            try:
-                os.rename(saved_model, target)
-                return target
-            except OSError:
-                if not os.path.exists(target):
-                    raise  # Not a race with another exporter: a real failure.
+        folder = _stage(model, staging, class_names, image_size=image_size,
+                        channels=channels, card=card, tflite=tflite)
+        return _publish(folder, export_base)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def define_flags():
+    """Flags of `python -m keras_transfer.export` (idempotent)."""
+    if "run_dir" in FLAGS:
+        return
+    flags.DEFINE_string("run_dir", None, "Output folder of a finished run to re-export.")
+    if "image_size" not in FLAGS:  # Shared with main.py when both are loaded.
+        flags.DEFINE_integer("image_size", None, "Square size encoded images are "
+                             "decoded to (default: the run's training size).")
+    if "export_tflite" not in FLAGS:
+        flags.DEFINE_bool("export_tflite", False, "Also write tflite/model.tflite.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.run_dir:
+        raise app.UsageError("--run_dir is required: the output folder of a finished run")
+    from keras_transfer import reexport  # It imports this module.
+
+    try:
+        path = reexport.reexport(FLAGS.run_dir, image_size=FLAGS.image_size,
+                                 export_tflite=FLAGS.export_tflite)
+    except (ValueError, OSError, tflite_lib.TFLiteError) as error:
+        sys.exit(f"keras_transfer.export: error: {error}")
+    print(f"[keras_transfer] SavedModel exported to {path}", flush=True)
+
+
+def run_cli():
+    define_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run_cli()

@@ -15,7 +15,7 @@ import keras_transfer
 from keras_transfer import backbones, data_summary, datasets, distribute, evaluate, export
 from keras_transfer import folder_dataset, outputs
 from keras_transfer import model as model_lib
-from keras_transfer import plots, pretrain, splits, train, weights
+from keras_transfer import model_card, plots, pretrain, splits, train, weights
 
 
 def log(message):
@@ -271,7 +271,9 @@ def run(config):
         export_start = time.time()
         path = export.export_model(classifier, os.path.join(output_dir, "export"),
                                    data.class_names, image_size=image_size,
-                                   channels=data.channels)
+                                   channels=data.channels,
+                                   card=model_card.from_metrics(metrics),
+                                   tflite=config.export_tflite)
         timings["export"] = round(time.time() - export_start, 2)
         log(f"SavedModel exported to {path}")
         metrics["export"] = {"path": path, "version": int(os.path.basename(path))}

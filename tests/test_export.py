@@ -5,12 +5,14 @@ TensorFlow: no Keras code, no `keras_transfer`. Versions follow TF Serving's
 layout and appear atomically.
 """
 
+import base64
 import hashlib
 import io
 import json
 import os
 import shutil
 import sys
+import warnings
 
 import keras
 import numpy as np
@@ -19,6 +21,7 @@ import tensorflow as tf
 from PIL import Image
 from sklearn.datasets import load_digits
 
+import keras_transfer
 from conftest import run_python
 from keras_transfer import backbones, export
 from keras_transfer import model as model_lib
@@ -40,23 +43,29 @@ with open(sys.argv[1]) as handle:
     requests = json.load(handle)
 results = {}
 for name, request in requests.items():
-    serve = tf.saved_model.load(request["export"]).signatures["serving_default"]
-    blobs = []
-    for path in request["files"]:
-        with open(path, "rb") as handle:
-            blobs.append(handle.read())
+    loaded = tf.saved_model.load(request["export"])
+    if "pixels" in request:  # A JSON list of pixel rows, as a REST client sends.
+        serve = loaded.signatures["serving_pixels"]
+        call = lambda: serve(pixels=tf.constant(request["pixels"], tf.float32))
+    else:
+        serve = loaded.signatures["serving_default"]
+        blobs = []
+        for path in request["files"]:
+            with open(path, "rb") as handle:
+                blobs.append(handle.read())
+        call = lambda: serve(image_bytes=tf.constant(blobs))
     try:
-        outputs = serve(image_bytes=tf.constant(blobs))
+        outputs = call()
     except tf.errors.InvalidArgumentError as error:
         results[name] = {"error": type(error).__name__, "message": str(error)[-600:]}
         continue
     results[name] = {
-        "probabilities": outputs["probabilities"].numpy().tolist(),
-        "probabilities_dtype": outputs["probabilities"].dtype.name,
-        "label": [label.decode("utf-8") for label in outputs["label"].numpy()],
-        "score": outputs["score"].numpy().tolist(),
-        "score_dtype": outputs["score"].dtype.name,
+        key: value.numpy().tolist() if value.dtype != tf.string else
+        [[s.decode("utf-8") for s in row] if isinstance(row, list) else row.decode("utf-8")
+         for row in value.numpy().tolist()]
+        for key, value in outputs.items()
     }
+    results[name]["dtypes"] = {key: value.dtype.name for key, value in outputs.items()}
 # `import tensorflow` itself pulls in keras and PIL; the project must not be.
 results["modules"] = sorted(name for name in sys.modules if name.startswith("keras_transfer"))
 print(json.dumps(results))
@@ -185,6 +194,11 @@ def _requests(gray, rgb, folder):
             pixels = np.stack([_pixels_as_served(b, channels) for b in blobs])
         requests[name] = {"export": setup["path"], "files": files}
         expected[name] = (setup, pixels)
+    # serving_pixels: the same images as 0-255 values, of their own sizes.
+    for name, setup, pixels in [("gray_pixels", gray, gray_pixels),
+                                ("rgb_pixels", rgb, rgb["images"])]:
+        requests[name] = {"export": setup["path"], "pixels": pixels.tolist()}
+        expected[name] = (setup, pixels)
     return requests, expected
 
 
@@ -213,11 +227,12 @@ def test_served_in_tensorflow_only_process(served):
     assert outputs["modules"] == []
 
 
-@pytest.mark.parametrize("case", ["gray_png", "rgb_png", "rgb_bmp"])
+@pytest.mark.parametrize("case", ["gray_png", "rgb_png", "rgb_bmp", "gray_pixels",
+                                  "rgb_pixels"])
 def test_probabilities_match_keras_model(served, case):
     outputs, references = served
     probabilities = np.asarray(outputs[case]["probabilities"])
-    assert outputs[case]["probabilities_dtype"] == "float32"
+    assert outputs[case]["dtypes"]["probabilities"] == "float32"
     assert probabilities.shape == references[case].shape
     np.testing.assert_allclose(probabilities, references[case], rtol=0, atol=TOLERANCE)
     # The comparison can tell images apart: a serving path that mangled the
@@ -240,14 +255,23 @@ def test_jpeg_bmp_gif_accepted(served, case):
     )
 
 
-@pytest.mark.parametrize("case, classes", [("gray_png", GRAY_CLASSES), ("rgb_png", RGB_CLASSES)])
+@pytest.mark.parametrize("case, classes", [
+    ("gray_png", GRAY_CLASSES), ("rgb_png", RGB_CLASSES),
+    ("gray_pixels", GRAY_CLASSES), ("rgb_pixels", RGB_CLASSES)])
 def test_label_and_score_follow_probabilities(served, case, classes):
     outputs, _ = served
     probabilities = np.asarray(outputs[case]["probabilities"])
     assert outputs[case]["label"] == [classes[i] for i in probabilities.argmax(axis=1)]
     assert len(set(outputs[case]["label"])) >= 3  # More than one row of the table.
-    assert outputs[case]["score_dtype"] == "float32"
+    assert outputs[case]["dtypes"]["score"] == "float32"
     np.testing.assert_array_equal(outputs[case]["score"], probabilities.max(axis=1))
+    # Top k = min(5, classes) = all of these few classes, best first.
+    order = np.argsort(-probabilities, axis=1, kind="stable")
+    assert outputs[case]["top_k_labels"] == [[classes[i] for i in row] for row in order]
+    np.testing.assert_array_equal(outputs[case]["top_k_scores"],
+                                  np.take_along_axis(probabilities, order, axis=1))
+    assert outputs[case]["dtypes"]["top_k_labels"] == "string"
+    assert outputs[case]["dtypes"]["top_k_scores"] == "float32"
 
 
 @pytest.mark.parametrize("setup, classes", [("gray", GRAY_CLASSES), ("rgb", RGB_CLASSES)])
@@ -264,26 +288,129 @@ def test_bad_image_raises_invalid_argument(served):
     assert "rgb_png" in outputs and "modules" in outputs
 
 
-def test_saved_model_cli_shows_serving_signature(gray):
+def _signature_block(shown, name):
+    block = shown[shown.index(f"signature_def['{name}']"):]
+    block = block[:block.index("Method name is")]
+    return block.split("The given SavedModel SignatureDef contains the following output(s):")
+
+
+def _tensor_info(block, name):
+    info = block[block.index(f"['{name}'] tensor_info:"):]
+    return info[:info.index("name:")]
+
+
+def test_saved_model_cli_shows_both_signatures(gray):
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     result = run_python([cli, "show", "--dir", gray["path"], "--all"])
     assert result.returncode == 0, result.stderr[-3000:]
-    shown = result.stdout
-    signature = shown[shown.index("signature_def['serving_default']"):]
-    signature = signature[:signature.index("Method name is")]
-    inputs, outputs = signature.split(
-        "The given SavedModel SignatureDef contains the following output(s):"
-    )
-    assert "inputs['image_bytes'] tensor_info:" in inputs
-    assert "dtype: DT_STRING" in inputs and "shape: (-1)" in inputs
-    for name, dtype, shape in [
-        ("probabilities", "DT_FLOAT", f"(-1, {len(GRAY_CLASSES)})"),
-        ("label", "DT_STRING", "(-1)"),
-        ("score", "DT_FLOAT", "(-1)"),
-    ]:
-        block = outputs[outputs.index(f"outputs['{name}'] tensor_info:"):]
-        block = block[:block.index("name:")]
-        assert f"dtype: {dtype}" in block and f"shape: {shape}" in block, block
+    classes, k = len(GRAY_CLASSES), min(5, len(GRAY_CLASSES))
+    expected_inputs = {"serving_default": ("image_bytes", "DT_STRING", "(-1)"),
+                       "serving_pixels": ("pixels", "DT_FLOAT", "(-1, -1, -1, 1)")}
+    for signature, (name, dtype, shape) in expected_inputs.items():
+        inputs, outputs = _signature_block(result.stdout, signature)
+        info = _tensor_info(inputs, name)
+        assert f"dtype: {dtype}" in info and f"shape: {shape}" in info, info
+        for output, dtype, shape in [
+            ("probabilities", "DT_FLOAT", f"(-1, {classes})"),
+            ("label", "DT_STRING", "(-1)"),
+            ("score", "DT_FLOAT", "(-1)"),
+            ("top_k_labels", "DT_STRING", f"(-1, {k})"),
+            ("top_k_scores", "DT_FLOAT", f"(-1, {k})"),
+        ]:
+            info = _tensor_info(outputs, output)
+            assert f"dtype: {dtype}" in info and f"shape: {shape}" in info, info
+    # What the model card tells a deployer is what saved_model_cli shows.
+    with open(os.path.join(gray["path"], "assets", "model_card.json")) as handle:
+        card = json.load(handle)
+    assert card["signatures"]["serving_pixels"]["inputs"] == {
+        "pixels": ["float32", [None, None, None, 1]]}
+    assert card["signatures"]["serving_default"]["outputs"]["top_k_labels"] == [
+        "string", [None, k]]
+
+
+def test_rest_request_body_is_served(gray):
+    """The README's REST body, built and read the way TF Serving reads it:
+    each instance is the value of the one input, `{"b64": ...}` its bytes."""
+    blobs = [_encode(image, "PNG") for image in gray["images"][:4]]
+    body = json.dumps({"instances": [{"b64": base64.b64encode(blob).decode("ascii")}
+                                     for blob in blobs]})
+
+    received = json.loads(body)
+    image_bytes = [base64.b64decode(instance["b64"]) for instance in received["instances"]]
+    serve = tf.saved_model.load(gray["path"]).signatures["serving_default"]
+    outputs = serve(image_bytes=tf.constant(image_bytes))
+
+    reference = gray["model"].predict_on_batch(gray["images"][:4, ..., None].astype(np.float32))
+    np.testing.assert_allclose(outputs["probabilities"].numpy(), reference,
+                               rtol=0, atol=TOLERANCE)
+    assert [label.decode() for label in outputs["label"].numpy()] == [
+        GRAY_CLASSES[i] for i in reference.argmax(axis=1)]
+
+
+def _small_classifier(num_classes, channels=1):
+    """A tiny model with the classifier's interface (any-size pixels in)."""
+    inputs = keras.Input((None, None, channels), name="pixels")
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(x))
+
+
+def test_top_k_is_capped_at_five(tmp_path):
+    keras.utils.set_random_seed(3)
+    classes = [f"class {i}" for i in range(7)]
+    model = _small_classifier(len(classes))
+    path = export.export_model(model, str(tmp_path), classes, image_size=16, channels=1)
+    pixels = np.random.default_rng(3).uniform(0, 255, (3, 16, 16, 1)).astype(np.float32)
+    outputs = tf.saved_model.load(path).signatures["serving_pixels"](pixels=pixels)
+    assert outputs["top_k_labels"].shape == (3, 5)
+    probabilities = model.predict_on_batch(pixels)
+    best = np.argsort(-probabilities, axis=1)[:, :5]
+    assert outputs["top_k_labels"].numpy().astype(str).tolist() == [
+        [classes[i] for i in row] for row in best]
+
+
+def test_model_card_is_a_tracked_asset(gray, tmp_path):
+    keras.utils.set_random_seed(4)
+    card = {"backbone": "tiny", "test_metrics": {"accuracy": 0.5},
+            "training_config": {"epochs": 1}, "class_names": ["overridden"]}
+    path = export.export_model(_small_classifier(3), str(tmp_path / "export"), GRAY_CLASSES,
+                               image_size=24, channels=1, card=card)
+    with open(os.path.join(path, "assets", "model_card.json"), encoding="utf-8") as handle:
+        written = json.load(handle)
+    assert written["class_names"] == GRAY_CLASSES  # The export's own facts win.
+    assert written["image_size"] == 24 and written["channels"] == 1
+    assert written["backbone"] == "tiny" and written["test_metrics"] == {"accuracy": 0.5}
+    assert written["training_config"] == {"epochs": 1}
+    assert written["versions"]["tensorflow"] == tf.__version__
+    assert written["versions"]["keras_transfer"] == keras_transfer.__version__
+    # Tracked by the SavedModel, not merely copied beside it: re-saving the
+    # loaded model carries the card along.
+    resaved = str(tmp_path / "resaved")
+    tf.saved_model.save(tf.saved_model.load(path), resaved)
+    assert sorted(os.listdir(os.path.join(resaved, "assets"))) == [
+        "labels.txt", "model_card.json"]
+    with open(os.path.join(resaved, "assets", "model_card.json"), encoding="utf-8") as handle:
+        assert json.load(handle) == written
+
+
+def test_tflite_export_matches_keras_model(gray, tmp_path):
+    path = export.export_model(gray["model"], str(tmp_path), GRAY_CLASSES,
+                               image_size=IMAGE_SIZE, channels=1, tflite=True)
+    folder = os.path.join(path, export.TFLITE_DIR)
+    assert sorted(os.listdir(folder)) == ["labels.txt", "model.tflite"]
+    with open(os.path.join(folder, "labels.txt"), encoding="utf-8") as handle:
+        assert handle.read().splitlines() == GRAY_CLASSES
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice.
+        interpreter = tf.lite.Interpreter(model_path=os.path.join(folder, "model.tflite"))
+    run = interpreter.get_signature_runner("serving_pixels")
+    pixels = gray["images"][:4, ..., None].astype(np.float32)
+    outputs = run(pixels=pixels)
+    reference = gray["model"].predict_on_batch(pixels)
+    np.testing.assert_allclose(outputs["probabilities"], reference, rtol=0, atol=TOLERANCE)
+    assert [label.decode() for label in outputs["label"]] == [
+        GRAY_CLASSES[i] for i in reference.argmax(axis=1)]
+    assert outputs["top_k_labels"].shape == (4, 3)
 
 
 def test_second_export_takes_next_version(gray, tmp_path):

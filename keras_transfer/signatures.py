@@ -1,0 +1,95 @@
+"""The exported signatures: what a serving client sends and what it gets back.
+
+Two entry points share one answer:
+- `serving_default` takes `image_bytes`, a batch of encoded JPEG/PNG/BMP/GIF
+  strings (what a REST client sends as `{"b64": ...}`), and decodes and resizes
+  them in the graph exactly as training did (`pipeline.decode_image`);
+- `serving_pixels` takes `pixels`, a float32 batch [batch, height, width,
+  channels] of 0-255 values of any size (a uint8 image cast to float32; JSON
+  integers are accepted as they are); the model resizes them itself.
+
+Both return `probabilities` (float32, one column per class in `labels.txt`
+order), `label` and `score` (the top class) and `top_k_labels`/`top_k_scores`
+(the best k = min(5, classes), best first).
+"""
+
+import tensorflow as tf
+
+from keras_transfer import pipeline
+
+IMAGE_BYTES_SIGNATURE = "serving_default"
+PIXELS_SIGNATURE = "serving_pixels"
+MAX_TOP_K = 5
+
+
+def top_k_for(num_classes):
+    return min(MAX_TOP_K, num_classes)
+
+
+def describe(num_classes, channels):
+    """Names, dtypes and shapes of the signatures, for the model card and docs."""
+    k = top_k_for(num_classes)
+    outputs = {
+        "probabilities": ["float32", [None, num_classes]],
+        "label": ["string", [None]],
+        "score": ["float32", [None]],
+        "top_k_labels": ["string", [None, k]],
+        "top_k_scores": ["float32", [None, k]],
+    }
+    return {
+        IMAGE_BYTES_SIGNATURE: {
+            "inputs": {"image_bytes": ["string", [None]]},
+            "outputs": outputs,
+        },
+        PIXELS_SIGNATURE: {
+            "inputs": {"pixels": ["float32", [None, None, None, channels]]},
+            "outputs": outputs,
+        },
+    }
+
+
+def _answer(probabilities, labels_table, k):
+    probabilities = tf.cast(probabilities, tf.float32)
+    # top_k orders ties by index, as argmax does: `label` is top_k_labels[:, 0].
+    top = tf.math.top_k(probabilities, k=k)
+    indices = tf.cast(top.indices, tf.int64)
+    return {
+        "probabilities": probabilities,
+        "label": labels_table.lookup(indices[:, 0]),
+        "score": top.values[:, 0],
+        "top_k_labels": labels_table.lookup(indices),
+        "top_k_scores": top.values,
+    }
+
+
+def add_endpoints(archive, model, labels_table, *, image_size, channels):
+    """Adds both signatures to a `keras.export.ExportArchive`.
+
+    `image_size` is the square size encoded images are decoded and resized to
+    before the model (which resizes again to its own input size, a no-op when
+    the two agree).
+    """
+    k = top_k_for(model.outputs[0].shape[-1])
+
+    def serve_image_bytes(image_bytes):
+        # map_fn because images of one batch may differ in size and format;
+        # an undecodable one fails the whole call with InvalidArgumentError.
+        images = tf.map_fn(
+            lambda contents: pipeline.decode_image(contents, channels, image_size),
+            image_bytes,
+            fn_output_signature=tf.TensorSpec([image_size, image_size, channels], tf.float32),
+        )
+        return _answer(model(images, training=False), labels_table, k)
+
+    def serve_pixels(pixels):
+        return _answer(model(pixels, training=False), labels_table, k)
+
+    archive.add_endpoint(
+        IMAGE_BYTES_SIGNATURE, serve_image_bytes,
+        input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")],
+    )
+    archive.add_endpoint(
+        PIXELS_SIGNATURE, serve_pixels,
+        input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32,
+                                       name="pixels")],
+    )

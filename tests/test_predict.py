@@ -1,0 +1,148 @@
+"""`python -m keras_transfer.predict`: a JSON line per image, bad files
+skipped with a warning, folders walked, a run's latest export found."""
+
+import io
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from conftest import REPO, run_python
+from keras_transfer import export, predict
+
+CLASSES = ["circle", "square", "triangle"]
+
+
+def _png(pixels):
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A run folder whose export/ holds versions 1 and 2 of a tiny RGB model
+    (version 2 answers differently, so using the latest one is checked)."""
+    folder = tmp_path_factory.mktemp("predict") / "run"
+    for seed in (5, 6):
+        keras.utils.set_random_seed(seed)
+        inputs = keras.Input((None, None, 3), name="pixels")
+        x = keras.layers.Rescaling(1 / 255)(inputs)
+        x = keras.layers.Conv2D(8, 3, activation="relu")(x)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+        export.export_model(model, str(folder / "export"), CLASSES, image_size=16, channels=3)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """Good PNG/JPEG files in nested folders, plus a corrupt one, a broken
+    link, and a text file the folder walk must ignore."""
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(7)
+    (folder / "nested" / "deeper").mkdir(parents=True)
+    good = []
+    for index, relative in enumerate(["a.png", "b.PNG", "nested/c.png",
+                                      "nested/deeper/d.jpg", "nested/e.png"]):
+        pixels = rng.integers(0, 256, (12 + index, 10, 3), dtype=np.uint8)
+        path = folder / relative
+        if relative.endswith(".jpg"):
+            path.write_bytes(tf.io.encode_jpeg(pixels).numpy())
+        else:
+            path.write_bytes(_png(pixels))
+        good.append(str(path))
+    (folder / "nested" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (folder / "nested" / "gone.png").symlink_to(folder / "missing-target.png")
+    (folder / "notes.txt").write_text("not an image")
+    return folder, good
+
+
+def _direct(path, files):
+    """What the export's serving_default answers for each file on its own."""
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    answers = {}
+    for name in files:
+        with open(name, "rb") as handle:
+            outputs = serve(image_bytes=tf.constant([handle.read()]))
+        answers[name] = (outputs["label"].numpy()[0].decode(),
+                         outputs["top_k_scores"].numpy()[0])
+    return answers
+
+
+def test_folder_walk_finds_image_files_only(images):
+    folder, good = images
+    warnings = []
+    found = list(predict.image_files([str(folder), str(folder / "nope.png")], warnings.append))
+    names = sorted(os.path.relpath(path, folder) for path in found)
+    assert names == sorted(["a.png", "b.PNG", "nested/c.png", "nested/deeper/d.jpg",
+                            "nested/e.png", "nested/bad.png", "nested/gone.png"])
+    assert warnings == [f"skipping {folder / 'nope.png'}: no such file or folder"]
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 100])
+def test_bad_files_are_skipped_and_the_rest_answered(run_dir, images, batch_size):
+    folder, good = images
+    predictor = predict.Predictor(str(run_dir))
+    assert predictor.path == str(run_dir / "export" / "2")
+    warnings = []
+    records = list(predict.predict_files(
+        predictor, predict.image_files([str(folder)], warnings.append), batch_size,
+        warnings.append))
+
+    assert sorted(record["path"] for record in records) == sorted(good)
+    assert len(warnings) == 2
+    # TensorFlow's own reason, without its graph locations.
+    assert any("nested/bad.png: not a decodable" in w and "(Invalid PNG" in w
+               and "Graph execution" not in w for w in warnings), warnings
+    assert any("nested/gone.png: cannot read it" in w for w in warnings), warnings
+    direct = _direct(predictor.path, good)
+    for record in records:
+        label, scores = direct[record["path"]]
+        assert record["label"] == label == record["top_k"][0]["label"]
+        assert sorted(entry["label"] for entry in record["top_k"]) == CLASSES
+        top_scores = [entry["score"] for entry in record["top_k"]]
+        assert top_scores == sorted(top_scores, reverse=True)
+        np.testing.assert_allclose([entry["score"] for entry in record["top_k"]], scores,
+                                   rtol=0, atol=1e-6)
+        assert record["score"] == record["top_k"][0]["score"]
+
+
+def test_cli_prints_json_lines_for_a_run_folder(run_dir, images):
+    folder, good = images
+    result = run_python(["-m", "keras_transfer.predict", f"--model_dir={run_dir}",
+                         "--batch_size=2", str(folder / "nested"), good[0]])
+    assert result.returncode == 1, result.stderr[-3000:]  # Some files were skipped.
+    lines = result.stdout.strip().splitlines()
+    records = [json.loads(line) for line in lines]
+    # A folder's files in name order, then its subfolders; then the next argument.
+    assert [record["path"] for record in records] == [good[2], good[4], good[3], good[0]]
+    assert all(set(record) == {"path", "label", "score", "top_k"} for record in records)
+    assert all(len(record["top_k"]) == 3 for record in records)
+    direct = _direct(str(run_dir / "export" / "2"), good)
+    assert [record["label"] for record in records] == [
+        direct[record["path"]][0] for record in records]
+    assert "warning: skipping" in result.stderr and "bad.png" in result.stderr
+
+
+def test_cli_without_an_export_says_so(tmp_path):
+    result = run_python(["-m", "keras_transfer.predict", f"--model_dir={tmp_path}",
+                         str(tmp_path)])
+    assert result.returncode != 0
+    assert f"no SavedModel export found under {str(tmp_path)!r}" in result.stderr
+
+
+def test_cli_flags_are_documented_in_the_readme():
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as handle:
+        readme = handle.read()
+    for command, names in [("keras_transfer.predict", ["model_dir", "batch_size"]),
+                           ("keras_transfer.export", ["run_dir", "image_size",
+                                                      "export_tflite"])]:
+        usage = [line for line in readme.splitlines() if f"python -m {command} " in line]
+        assert usage, command
+        for name in names:
+            assert any(f"--{name}" in line for line in usage), (command, name)
