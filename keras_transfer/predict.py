@@ -65,14 +65,25 @@ class Predictor:
     def __call__(self, blobs):
         """A record per encoded image; raises InvalidArgumentError if any fails."""
         outputs = self._serve(image_bytes=self._constant(blobs))
-        labels = outputs["top_k_labels"].numpy()
-        scores = outputs["top_k_scores"].numpy()
+        if "top_k_labels" in outputs:
+            labels = outputs["top_k_labels"].numpy()
+            scores = outputs["top_k_scores"].numpy()
+        else:  # An export of an earlier version: probabilities and labels.txt.
+            labels, scores = self._top_k(outputs["probabilities"].numpy())
         return [
             {"label": row_labels[0].decode("utf-8"), "score": float(row_scores[0]),
              "top_k": [{"label": label.decode("utf-8"), "score": float(score)}
                        for label, score in zip(row_labels, row_scores)]}
             for row_labels, row_scores in zip(labels, scores)
         ]
+
+    def _top_k(self, probabilities, k=5):
+        import numpy as np
+
+        with open(os.path.join(self.path, "assets", "labels.txt"), "rb") as handle:
+            names = np.asarray(handle.read().splitlines(), dtype=object)
+        top = np.argsort(-probabilities, axis=1)[:, :min(k, probabilities.shape[1])]
+        return names[top], np.take_along_axis(probabilities, top, axis=1)
 
     def _one_by_one(self, paths, blobs, warn):
         # One bad file fails its whole batch; retrying file by file keeps

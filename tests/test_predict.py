@@ -146,3 +146,35 @@ def test_cli_flags_are_documented_in_the_readme():
         assert usage, command
         for name in names:
             assert any(f"--{name}" in line for line in usage), (command, name)
+
+
+def test_exports_without_top_k_outputs_are_still_answered(tmp_path):
+    """An export written before top-k outputs existed: probabilities, label and
+    score only. Top-k then comes from the probabilities and labels.txt."""
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
+    version = tmp_path / "export" / "1"
+    (version / "assets").mkdir(parents=True)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def serve(image_bytes):
+        pixels = tf.map_fn(lambda b: tf.cast(tf.io.decode_png(b, channels=1)[0, :4, 0],
+                                             tf.float32), image_bytes,
+                           fn_output_signature=tf.TensorSpec([4], tf.float32))
+        probabilities = model(pixels)
+        return {"probabilities": probabilities, "score": tf.reduce_max(probabilities, 1)}
+
+    archive.add_endpoint("serving_default", serve,
+                         input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    archive.write_out(str(version), verbose=False)
+    (version / "assets" / "labels.txt").write_text("".join(f"{c}\n" for c in CLASSES))
+    pixels = np.array([[10, 200, 30, 90]], np.uint8)
+    record = predict.Predictor(str(tmp_path))([_png(pixels)])[0]
+    expected = model(pixels[:1].astype("float32")).numpy()[0]
+    assert record["label"] == CLASSES[int(expected.argmax())]
+    assert [item["label"] for item in record["top_k"]] == [
+        CLASSES[i] for i in np.argsort(-expected)]
+    np.testing.assert_allclose([item["score"] for item in record["top_k"]],
+                               np.sort(expected)[::-1], rtol=1e-5)
