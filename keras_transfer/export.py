@@ -1,11 +1,11 @@
 """SavedModel export in TF Serving's layout, written atomically.
 
-`EXPORT_BASE/<version>/` holds a SavedModel with two signatures (see
-`signatures.py`): `serving_default` takes encoded images (`image_bytes`),
-`serving_pixels` takes pixels; decoding, resizing and the backbone's
-preprocessing run in the graph. `labels.txt` and `model_card.json` are among
-its assets. A version folder appears only when complete: the model is written
-to a temporary folder beside it and renamed.
+`EXPORT_BASE/<version>/` holds a SavedModel whose signatures (see
+`signatures.py`) take encoded images (`serving_default`, `image_bytes`) or
+pixels (`serving_pixels`, `serving_pixels_uint8`); decoding, resizing and
+the backbone's preprocessing run in the graph. `labels.txt` and
+`model_card.json` are among its assets. A version folder appears only when
+complete: the model is written to a temporary folder beside it and renamed.
 
 `python -m keras_transfer.export --run_dir=RUN` re-exports a finished run from
 its best checkpoint (`reexport.py`).

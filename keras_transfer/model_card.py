@@ -46,9 +46,10 @@ def complete(card, *, class_names, image_size, channels, signatures):
         "num_classes": len(class_names),
         "image_size": image_size,
         "channels": channels,
-        "input": ("encoded JPEG/PNG/BMP/GIF bytes (serving_default) or 0-255 "
-                  "float32 pixels of any size (serving_pixels); decoding, "
-                  "resizing and the backbone's preprocessing run in the graph"),
+        "input": ("encoded JPEG/PNG/BMP/GIF bytes (serving_default), or 0-255 "
+                  "pixels of any size as float32 (serving_pixels) or uint8 "
+                  "(serving_pixels_uint8); decoding, resizing and the "
+                  "backbone's preprocessing run in the graph"),
         "signatures": signatures,
         "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"),

@@ -1,14 +1,16 @@
 """The exported signatures: what a serving client sends and what it gets back.
 
-Two entry points share one answer:
+Three entry points share one answer:
 - `serving_default` takes `image_bytes`, a batch of encoded JPEG/PNG/BMP/GIF
   strings (what a REST client sends as `{"b64": ...}`), and decodes and resizes
   them in the graph exactly as training did (`pipeline.decode_image`);
 - `serving_pixels` takes `pixels`, a float32 batch [batch, height, width,
-  channels] of 0-255 values of any size (a uint8 image cast to float32; JSON
-  integers are accepted as they are); the model resizes them itself.
+  channels] of 0-255 values of any size (JSON integers are accepted as they
+  are); the model resizes them itself;
+- `serving_pixels_uint8` takes the same as uint8, a quarter of the bytes for
+  gRPC clients that hold decoded images.
 
-Both return `probabilities` (float32, one column per class in `labels.txt`
+All return `probabilities` (float32, one column per class in `labels.txt`
 order), `label` and `score` (the top class) and `top_k_labels`/`top_k_scores`
 (the best k = min(5, classes), best first).
 """
@@ -19,6 +21,7 @@ from keras_transfer import pipeline
 
 IMAGE_BYTES_SIGNATURE = "serving_default"
 PIXELS_SIGNATURE = "serving_pixels"
+UINT8_PIXELS_SIGNATURE = "serving_pixels_uint8"
 MAX_TOP_K = 5
 
 
@@ -45,6 +48,10 @@ def describe(num_classes, channels):
             "inputs": {"pixels": ["float32", [None, None, None, channels]]},
             "outputs": outputs,
         },
+        UINT8_PIXELS_SIGNATURE: {
+            "inputs": {"pixels": ["uint8", [None, None, None, channels]]},
+            "outputs": outputs,
+        },
     }
 
 
@@ -63,7 +70,7 @@ def _answer(probabilities, labels_table, k):
 
 
 def add_endpoints(archive, model, labels_table, *, image_size, channels):
-    """Adds both signatures to a `keras.export.ExportArchive`.
+    """Adds the signatures to a `keras.export.ExportArchive`.
 
     `image_size` is the square size encoded images are decoded and resized to
     before the model (which resizes again to its own input size, a no-op when
@@ -84,6 +91,9 @@ def add_endpoints(archive, model, labels_table, *, image_size, channels):
     def serve_pixels(pixels):
         return _answer(model(pixels, training=False), labels_table, k)
 
+    def serve_uint8_pixels(pixels):
+        return serve_pixels(tf.cast(pixels, tf.float32))
+
     archive.add_endpoint(
         IMAGE_BYTES_SIGNATURE, serve_image_bytes,
         input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")],
@@ -91,5 +101,10 @@ def add_endpoints(archive, model, labels_table, *, image_size, channels):
     archive.add_endpoint(
         PIXELS_SIGNATURE, serve_pixels,
         input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32,
+                                       name="pixels")],
+    )
+    archive.add_endpoint(
+        UINT8_PIXELS_SIGNATURE, serve_uint8_pixels,
+        input_signature=[tf.TensorSpec([None, None, None, channels], tf.uint8,
                                        name="pixels")],
     )

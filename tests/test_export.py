@@ -45,8 +45,9 @@ results = {}
 for name, request in requests.items():
     loaded = tf.saved_model.load(request["export"])
     if "pixels" in request:  # A JSON list of pixel rows, as a REST client sends.
-        serve = loaded.signatures["serving_pixels"]
-        call = lambda: serve(pixels=tf.constant(request["pixels"], tf.float32))
+        serve = loaded.signatures[request["signature"]]
+        dtype = tf.uint8 if request["signature"].endswith("uint8") else tf.float32
+        call = lambda: serve(pixels=tf.constant(request["pixels"], dtype))
     else:
         serve = loaded.signatures["serving_default"]
         blobs = []
@@ -197,8 +198,11 @@ def _requests(gray, rgb, folder):
     # serving_pixels: the same images as 0-255 values, of their own sizes.
     for name, setup, pixels in [("gray_pixels", gray, gray_pixels),
                                 ("rgb_pixels", rgb, rgb["images"])]:
-        requests[name] = {"export": setup["path"], "pixels": pixels.tolist()}
-        expected[name] = (setup, pixels)
+        for signature in ("serving_pixels", "serving_pixels_uint8"):
+            case = name + signature[len("serving_pixels"):]
+            requests[case] = {"export": setup["path"], "pixels": pixels.tolist(),
+                              "signature": signature}
+            expected[case] = (setup, pixels)
     return requests, expected
 
 
@@ -228,7 +232,7 @@ def test_served_in_tensorflow_only_process(served):
 
 
 @pytest.mark.parametrize("case", ["gray_png", "rgb_png", "rgb_bmp", "gray_pixels",
-                                  "rgb_pixels"])
+                                  "rgb_pixels", "gray_pixels_uint8", "rgb_pixels_uint8"])
 def test_probabilities_match_keras_model(served, case):
     outputs, references = served
     probabilities = np.asarray(outputs[case]["probabilities"])
@@ -257,7 +261,8 @@ def test_jpeg_bmp_gif_accepted(served, case):
 
 @pytest.mark.parametrize("case, classes", [
     ("gray_png", GRAY_CLASSES), ("rgb_png", RGB_CLASSES),
-    ("gray_pixels", GRAY_CLASSES), ("rgb_pixels", RGB_CLASSES)])
+    ("gray_pixels", GRAY_CLASSES), ("rgb_pixels", RGB_CLASSES),
+    ("rgb_pixels_uint8", RGB_CLASSES)])
 def test_label_and_score_follow_probabilities(served, case, classes):
     outputs, _ = served
     probabilities = np.asarray(outputs[case]["probabilities"])
@@ -299,13 +304,14 @@ def _tensor_info(block, name):
     return info[:info.index("name:")]
 
 
-def test_saved_model_cli_shows_both_signatures(gray):
+def test_saved_model_cli_shows_the_signatures(gray):
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     result = run_python([cli, "show", "--dir", gray["path"], "--all"])
     assert result.returncode == 0, result.stderr[-3000:]
     classes, k = len(GRAY_CLASSES), min(5, len(GRAY_CLASSES))
     expected_inputs = {"serving_default": ("image_bytes", "DT_STRING", "(-1)"),
-                       "serving_pixels": ("pixels", "DT_FLOAT", "(-1, -1, -1, 1)")}
+                       "serving_pixels": ("pixels", "DT_FLOAT", "(-1, -1, -1, 1)"),
+                       "serving_pixels_uint8": ("pixels", "DT_UINT8", "(-1, -1, -1, 1)")}
     for signature, (name, dtype, shape) in expected_inputs.items():
         inputs, outputs = _signature_block(result.stdout, signature)
         info = _tensor_info(inputs, name)

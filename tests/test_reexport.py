@@ -5,6 +5,7 @@ describes the run."""
 import io
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -20,10 +21,10 @@ from keras_transfer import run as run_lib
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, cache_dir):
-    """A tiny real run (both phases) with its version 1 export."""
+    """A tiny real run (both phases) with its version 1 export, TFLite included."""
     output_dir = str(tmp_path_factory.mktemp("reexport") / "run")
-    config = config_lib.RunConfig(**{**TINY, "output_dir": output_dir,
-                                     "cache_dir": cache_dir, "weights": "none"})
+    config = config_lib.RunConfig(**{**TINY, "output_dir": output_dir, "cache_dir": cache_dir,
+                                     "weights": "none", "export_tflite": True})
     metrics = run_lib.run(config)
     return output_dir, metrics
 
@@ -63,6 +64,24 @@ def test_run_export_carries_a_model_card(finished_run):
     assert card["test_metrics"]["confusion_matrix"] == metrics["test"]["confusion_matrix"]
     assert card["versions"]["tensorflow"] == tf.__version__
     assert card["trained_with"] == metrics["versions"]
+
+
+def test_run_with_export_tflite_writes_a_matching_tflite_model(finished_run):
+    output_dir, _ = finished_run
+    folder = os.path.join(output_dir, "export", "1", "tflite")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice.
+        interpreter = tf.lite.Interpreter(model_path=os.path.join(folder, "model.tflite"))
+    pixels = np.stack([tf.io.decode_png(blob).numpy() for blob in _digit_pngs()])
+    pixels = pixels.astype(np.float32)
+    served = tf.saved_model.load(os.path.join(output_dir, "export", "1")).signatures[
+        "serving_pixels"](pixels=tf.constant(pixels))
+    answered = interpreter.get_signature_runner("serving_pixels")(pixels=pixels)
+    np.testing.assert_allclose(answered["probabilities"], served["probabilities"].numpy(),
+                               rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(answered["top_k_labels"], served["top_k_labels"].numpy())
+    with open(os.path.join(folder, "labels.txt"), encoding="utf-8") as handle:
+        assert handle.read().splitlines() == ["5", "6", "7", "8", "9"]
 
 
 def test_cli_reexport_answers_as_the_first_export(finished_run):
