@@ -13,6 +13,26 @@ CALIBRATION_BINS = 10
 CONFUSED_PAIRS = 5
 
 
+# The traced forward pass of the model evaluated last: a run evaluates the
+# same model up to three times in a row (before and after each phase), and
+# eager calls cost seconds. Only one is kept, so at most one old model stays
+# alive.
+_FORWARD = {"model": None, "function": None}
+
+
+def _forward(model, channels):
+    if _FORWARD["model"] is not model:
+        # A plain call, not predict_on_batch: under MirroredStrategy the latter
+        # hands every replica the whole batch and returns each one's copy. One
+        # signature with a free batch size: the last, smaller batch does not
+        # trace again.
+        _FORWARD["function"] = tf.function(
+            lambda images: model(images, training=False),
+            input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32)])
+        _FORWARD["model"] = model
+    return _FORWARD["function"]
+
+
 def predict(model, dataset, verbose=0):
     """Returns (labels, probabilities) over a batched (images, one-hot) dataset."""
     labels, probabilities = [], []
@@ -20,9 +40,8 @@ def predict(model, dataset, verbose=0):
     progress = keras.utils.Progbar(steps if steps > 0 else None, verbose=verbose,
                                    unit_name="batch") if verbose else None
     for step, (images, one_hot) in enumerate(dataset):
-        # A plain call, not predict_on_batch: under MirroredStrategy the latter
-        # hands every replica the whole batch and returns each one's copy.
-        probabilities.append(keras.ops.convert_to_numpy(model(images, training=False)))
+        forward = _forward(model, images.shape[-1])
+        probabilities.append(keras.ops.convert_to_numpy(forward(images)))
         labels.append(np.argmax(one_hot.numpy(), axis=1))
         if progress:
             progress.update(step + 1)
@@ -109,8 +128,21 @@ def _averaged(labels, predicted, indices):
     return result
 
 
-def report(labels, probabilities, class_names):
-    """Test metrics as a JSON-ready dict (scikit-learn on the predictions)."""
+def replace_non_finite(probabilities):
+    """A diverged model outputs NaN: such rows become uniform (no preference,
+    so every score treats them as the uninformed guesses they are). Returns
+    (probabilities, how many rows were replaced)."""
+    bad = ~np.isfinite(probabilities).all(axis=1)
+    if not bad.any():
+        return probabilities, 0
+    probabilities = probabilities.copy()
+    probabilities[bad] = 1.0 / probabilities.shape[1]
+    return probabilities, int(bad.sum())
+
+
+def report(labels, probabilities, class_names, non_finite=0):
+    """Test metrics as a JSON-ready dict (scikit-learn on the predictions);
+    `non_finite`: how many outputs `replace_non_finite` replaced."""
     predicted = np.argmax(probabilities, axis=1)
     indices = list(range(len(class_names)))
     result = {
@@ -121,6 +153,7 @@ def report(labels, probabilities, class_names):
             labels, probabilities / probabilities.sum(axis=1, keepdims=True),
             labels=indices)),
         "examples": int(len(labels)),
+        "non_finite_outputs": non_finite,
         **_averaged(labels, predicted, indices),
     }
     roc = _one_vs_rest(labels, probabilities, skm.roc_auc_score)
@@ -152,7 +185,8 @@ def report(labels, probabilities, class_names):
 
 
 # What a phase's test summary keeps (the full report is for the final model).
-SUMMARY_KEYS = ("accuracy", "f1", "auc", "pr_auc", "loss", "ece", "top_k")
+SUMMARY_KEYS = ("accuracy", "f1", "auc", "pr_auc", "loss", "ece", "top_k",
+                "non_finite_outputs")
 
 
 def summary(full_report):
@@ -163,6 +197,7 @@ def evaluate(model, dataset, class_names, verbose=0):
     """Predicts the test split once and returns (report dict, labels, probs)."""
     start = time.time()
     labels, probabilities = predict(model, dataset, verbose)
-    result = report(labels, probabilities, class_names)
+    probabilities, non_finite = replace_non_finite(probabilities)
+    result = report(labels, probabilities, class_names, non_finite)
     result["seconds"] = round(time.time() - start, 2)
     return result, labels, probabilities

@@ -19,6 +19,11 @@ def learning_curves(phases, path, title):
             axis.plot(epochs, _floats(phase.history[metric]), "o-", label=f"{phase.name} train")
             axis.plot(epochs, _floats(phase.history[f"val_{metric}"]), "s--",
                       label=f"{phase.name} validation")
+            if phase.best_epoch is not None:  # The epoch the phase kept.
+                best = phase.history[f"val_{metric}"][phase.best_epoch - phase.first_epoch - 1]
+                axis.plot([phase.best_epoch], [np.nan if best is None else best], "*",
+                          markersize=14, color="gold", markeredgecolor="black",
+                          label=f"{phase.name} best ({phase.monitor})")
         for phase in phases[1:]:
             axis.axvline(phase.first_epoch + 0.5, color="grey", linestyle=":")
             axis.text(phase.first_epoch + 0.6, axis.get_ylim()[1], phase.name,

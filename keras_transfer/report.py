@@ -46,6 +46,10 @@ def _is_it_good(metrics):
              f"Test accuracy **{test['accuracy']:.3f}** (macro F1 {test['f1']:.3f}) on "
              f"{test['examples']} test images of {len(test['class_names'])} classes; "
              f"always answering the largest class would score {_chance(test):.3f}.", ""]
+    if test.get("non_finite_outputs"):
+        lines += [f"**The model outputs NaN for {test['non_finite_outputs']} of the "
+                  f"{test['examples']} test images: its training diverged.** They are "
+                  "scored as uniform guesses below.", ""]
     rows = [("accuracy", _f(test["accuracy"]))]
     if k:
         rows.append((f"top-{k} accuracy", _f(test["top_k"])))
@@ -114,6 +118,9 @@ def _phase_rows(metrics):
             continue
         acc_before = before["accuracy"] if before else None
         worse = acc_before is not None and after["accuracy"] < acc_before
+        if after.get("non_finite_outputs"):
+            flags.append(f"**{name} diverged**: NaN outputs for "
+                         f"{after['non_finite_outputs']} test images.")
         if worse:
             flags.append(f"**{name} made the test accuracy worse** "
                          f"({acc_before:.3f} → {after['accuracy']:.3f}).")

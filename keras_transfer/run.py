@@ -123,6 +123,7 @@ def _pretrain_phase(config, data, ctx):
     log(f"base weights saved to {path} (use them with --weights=PATH)")
     log("evaluating on the test split")
     final = evaluate.evaluate(classifier, ctx["test_data"], data.class_names, config.verbose)
+    result.test = evaluate.summary(final[0])
     return experiment.SeedOutcome(seed=config.seed, classifier=classifier, phases=[result],
                                   final=final)
 

@@ -7,6 +7,8 @@ better. The decision uses the validation split only (by `--monitor`); the
 test split stays an honest report, never a selector.
 """
 
+import warnings
+
 from keras_transfer import callbacks as callbacks_lib
 
 
@@ -54,7 +56,11 @@ def keep_best_phase(classifier, phases, config, log):
     }
     shown = "diverged" if after is None else f"{after:.4f}"
     if restored:
-        classifier.load_weights(first.checkpoint)
+        with warnings.catch_warnings():
+            # The checkpoint also holds phase 1's optimizer, which is not the
+            # one compiled now; only the model's weights are wanted.
+            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+            classifier.load_weights(first.checkpoint)
         log(f"safety net: fine-tuning ended worse on validation ({monitor} {shown} vs "
             f"{before:.4f} after feature extraction); the feature-extraction model "
             "is restored and exported (--nokeep_best_phase to keep the fine-tuned one)")

@@ -162,3 +162,14 @@ def test_test_images_of_a_folder_are_decoded_as_the_pipeline_decodes_them(tmp_pa
     for index in range(2):
         assert images[index].shape == (16, 16, 3)
         assert np.array_equal(images[index], batch[index])
+
+
+def test_nan_outputs_of_a_diverged_model_are_scored_as_uniform_guesses():
+    labels, probabilities = _predictions()
+    probabilities[:10] = np.nan
+    clean, count = evaluate.replace_non_finite(probabilities)
+    assert count == 10 and np.allclose(clean[:10], 0.2)
+    assert np.array_equal(clean[10:], probabilities[10:])
+    result = evaluate.report(labels, clean, NAMES, count)
+    assert result["non_finite_outputs"] == 10
+    assert result["accuracy"] == pytest.approx(skm.accuracy_score(labels, clean.argmax(axis=1)))
