@@ -86,7 +86,8 @@ def _transfer_phases(config, data, resolved, ctx, previous, log):
 def baseline(config, data, ctx, log):
     """The same network from random initialisation on the same data, epochs
     (both phases' together) and augmentation."""
-    epochs = config.epochs + (config.fine_tune_epochs if config.phase in ("both", "fine_tune") else 0)
+    fine_tunes = config.phase in ("both", "fine_tune")
+    epochs = config.epochs + (config.fine_tune_epochs if fine_tunes else 0)
     log(f"baseline: the same network from scratch, {epochs} epoch(s), seed {config.seed}")
     classifier, result = pretrain.train_from_scratch(
         "scratch", data, config=config, strategy=ctx["strategy"],

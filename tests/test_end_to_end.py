@@ -155,7 +155,7 @@ def test_baseline_repeated_over_seeds_reports_mean_and_spread(tmp_path, cache_di
     # here cover fine-tuning).
     metrics = run_lib.run(_config(tmp_path, cache_dir, baseline=True, repeats=2,
                                   phase="feature_extraction", epochs=2, monitor="val_f1",
-                                  model="mobilenet_v2", weights="none"))
+                                  weights="none"))
     baseline = metrics["baseline"]
     assert baseline["phases"]["scratch"]["epochs_run"] == 2  # The same budget.
     assert baseline["phases"]["scratch"]["monitor"] == "val_f1"
