@@ -16,6 +16,8 @@ WEIGHT_KEYWORDS = ("auto", "imagenet", "none", "source")
 AUGMENTATIONS = ("flip", "rotation", "zoom")
 CLASS_WEIGHTS = ("none", "balanced")
 EMBEDDED_DATASETS = ("digits", "fashion_mnist")
+# Validation quantities a phase can keep its best epoch by (Keras log names).
+MONITORS = ("val_loss", "val_accuracy", "val_f1", "val_precision", "val_recall", "val_auc")
 
 
 class ConfigError(ValueError):
@@ -56,6 +58,9 @@ class RunConfig:
     test_fraction: float = 0.2
     early_stopping_patience: int = 5
     baseline: bool = False
+    repeats: int = 1
+    monitor: str = "val_loss"
+    keep_best_phase: bool = True
     seed: int = 0
     mixed_precision: bool = False
     jit_compile: bool = False
@@ -165,6 +170,7 @@ def _validate(config):
     _validate_choice("phase", config.phase, PHASES)
     _validate_choice("strategy", config.strategy, STRATEGIES)
     _validate_choice("class_weight", config.class_weight, CLASS_WEIGHTS)
+    _validate_choice("monitor", config.monitor, MONITORS)
     _require(
         config.weights in WEIGHT_KEYWORDS or os.path.isfile(config.weights),
         f"weights must be one of {list(WEIGHT_KEYWORDS)} or an existing "
@@ -209,6 +215,7 @@ def _validate(config):
             "fine_tune_epochs), which is 0. Received: epochs="
             f"{config.epochs}, fine_tune_epochs={config.fine_tune_epochs}",
         )
+    _validate_range("repeats", config.repeats, 1)
     for name in ("learning_rate", "fine_tune_learning_rate", "pretrain_learning_rate"):
         if getattr(config, name) is not None:
             _validate_range(name, getattr(config, name), 0, low_inclusive=False)
@@ -226,3 +233,10 @@ def _validate(config):
             "phase=pretrain trains the whole network from random "
             f"initialisation. Received: weights={config.weights!r}",
         )
+    # Repeating needs every seed to train phase 1 itself; a fine_tune run
+    # continues one stored phase-1 result, and pretrain has nothing to compare.
+    _require(
+        config.repeats == 1 or config.phase in ("feature_extraction", "both"),
+        "repeats > 1 needs phase=both or phase=feature_extraction. "
+        f"Received: repeats={config.repeats}, phase={config.phase!r}",
+    )

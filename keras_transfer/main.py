@@ -67,8 +67,16 @@ def define_flags():
     flags.DEFINE_float("validation_fraction", _default("validation_fraction"), "Validation share.")
     flags.DEFINE_float("test_fraction", _default("test_fraction"), "Test share.")
     flags.DEFINE_integer("early_stopping_patience", _default("early_stopping_patience"),
-                         "Epochs without val_loss improvement before stopping (0: off).")
+                         "Epochs without --monitor improvement before stopping (0: off).")
     flags.DEFINE_bool("baseline", False, "Also train the same network from scratch.")
+    flags.DEFINE_integer("repeats", _default("repeats"), "Train (and the baseline) this "
+                         "many times with seeds seed..seed+N-1; report mean and spread.")
+    flags.DEFINE_enum("monitor", _default("monitor"), config_lib.MONITORS,
+                      "Validation quantity that picks each phase's best epoch "
+                      "(min for val_loss, max otherwise) and early stopping.")
+    flags.DEFINE_bool("keep_best_phase", _default("keep_best_phase"),
+                      "Export the feature-extraction model when fine-tuning ends "
+                      "worse on validation (by --monitor).")
     flags.DEFINE_integer("seed", _default("seed"), "Seed for splits, shuffling and initialisation.")
     flags.DEFINE_bool("mixed_precision", False, "mixed_float16 on GPU, mixed_bfloat16 on CPU.")
     flags.DEFINE_bool("jit_compile", False, "Compile train steps with XLA.")

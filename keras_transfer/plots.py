@@ -1,5 +1,7 @@
-"""PNG plots of a run: learning curves across phases, the confusion matrix,
-and one-vs-rest ROC curves."""
+"""PNG plots of a run (learning curves across phases, confusion matrix, ROC
+curves, the most confidently wrong test images) and of a comparison of runs."""
+
+import os
 
 import matplotlib
 
@@ -14,9 +16,14 @@ def learning_curves(phases, path, title):
     for axis, metric in zip(axes, ("loss", "accuracy")):
         for phase in phases:
             epochs = np.arange(len(phase.history[metric])) + phase.first_epoch + 1
-            axis.plot(epochs, phase.history[metric], "o-", label=f"{phase.name} train")
-            axis.plot(epochs, phase.history[f"val_{metric}"], "s--",
+            axis.plot(epochs, _floats(phase.history[metric]), "o-", label=f"{phase.name} train")
+            axis.plot(epochs, _floats(phase.history[f"val_{metric}"]), "s--",
                       label=f"{phase.name} validation")
+            if phase.best_epoch is not None:  # The epoch the phase kept.
+                best = phase.history[f"val_{metric}"][phase.best_epoch - phase.first_epoch - 1]
+                axis.plot([phase.best_epoch], [np.nan if best is None else best], "*",
+                          markersize=14, color="gold", markeredgecolor="black",
+                          label=f"{phase.name} best ({phase.monitor})")
         for phase in phases[1:]:
             axis.axvline(phase.first_epoch + 0.5, color="grey", linestyle=":")
             axis.text(phase.first_epoch + 0.6, axis.get_ylim()[1], phase.name,
@@ -29,6 +36,11 @@ def learning_curves(phases, path, title):
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def _floats(values):
+    """History values with None (a diverged, non-finite epoch) as gaps."""
+    return np.array([np.nan if value is None else value for value in values], float)
 
 
 def confusion_matrix(matrix, class_names, path, title):
@@ -54,23 +66,96 @@ def confusion_matrix(matrix, class_names, path, title):
 
 
 def roc_curves(labels, probabilities, class_names, path, title):
-    """One-vs-rest ROC curve of every class, with its AUC in the legend."""
-    from sklearn import metrics as skm
+    """One-vs-rest ROC curve of every class, its AUC in the legend."""
+    from sklearn import metrics as skm  # Only this plot needs it.
 
-    figure, axis = plt.subplots(figsize=(6, 5))
+    figure, axis = plt.subplots(figsize=(6, 5.5))
     for index, name in enumerate(class_names):
         positives = labels == index
-        if positives.all() or not positives.any():
-            continue  # No curve without both positives and negatives.
+        if not 0 < positives.sum() < len(labels):
+            continue  # Undefined without both positives and negatives.
         false_rate, true_rate, _ = skm.roc_curve(positives, probabilities[:, index])
-        axis.plot(false_rate, true_rate,
-                  label=f"{name} (AUC {skm.auc(false_rate, true_rate):.3f})")
+        auc = skm.auc(false_rate, true_rate)
+        axis.plot(false_rate, true_rate, label=f"{name} (AUC {auc:.3f})")
     axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1.02)
     axis.set_xlabel("false positive rate")
     axis.set_ylabel("true positive rate")
     axis.set_title(title)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=8, loc="lower right")
+    axis.legend(fontsize=8, loc="lower right", ncol=1 if len(class_names) <= 12 else 2)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def misclassified(images, labels, probabilities, class_names, path, title, limit=16):
+    """A grid of the most confidently wrong images, true and predicted labels
+    above each. Returns how many were shown (0: no mistakes, no file)."""
+    predicted = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    wrong = wrong[np.argsort(-probabilities[wrong, predicted[wrong]], kind="stable")][:limit]
+    if not len(wrong):
+        return 0
+    columns = min(4, len(wrong))
+    rows = int(np.ceil(len(wrong) / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.9 * rows + 0.6),
+                                squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, index in zip(axes.flat, wrong):
+        image = np.asarray(images[index], dtype=np.float32)
+        if image.shape[-1] == 1:
+            axis.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255)
+        else:
+            axis.imshow(np.clip(image[..., :3], 0, 255).astype(np.uint8))
+        axis.set_title(f"true: {class_names[labels[index]]}\n"
+                       f"predicted: {class_names[predicted[index]]} "
+                       f"({probabilities[index, predicted[index]]:.0%})", fontsize=9)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return len(wrong)
+
+
+def comparison_bars(names, values, path, title):
+    """Grouped bars: one group per run, one bar per metric (values: dict of
+    metric -> list aligned with `names`; None bars are left out)."""
+    figure, axis = plt.subplots(figsize=(max(7, 1.8 * len(names) + 3), 4.5))
+    width = 0.8 / len(values)
+    positions = np.arange(len(names))
+    for offset, (metric, numbers) in enumerate(values.items()):
+        heights = [np.nan if n is None else n for n in numbers]
+        bars = axis.bar(positions + offset * width - 0.4 + width / 2, heights, width,
+                        label=metric)
+        axis.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
+    axis.set_xticks(positions, names, fontsize=8)
+    axis.set_ylim(0, 1.1)
+    axis.set_xlabel("run")
+    axis.set_ylabel("test score")
+    axis.set_title(title)
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def write_run_plots(output_dir, phases, report, labels, probabilities, images, title):
+    """Writes a run's PNGs; returns {name: file name} of those written."""
+    names = report["class_names"]
+    written = {"learning_curves": "learning_curves.png",
+               "confusion_matrix": "confusion_matrix.png", "roc": "roc.png"}
+    learning_curves(phases, os.path.join(output_dir, written["learning_curves"]), title)
+    confusion_matrix(report["confusion_matrix"], names,
+                     os.path.join(output_dir, written["confusion_matrix"]),
+                     f"{title}: test confusion matrix")
+    roc_curves(labels, probabilities, names, os.path.join(output_dir, written["roc"]),
+               f"{title}: test ROC, one class vs rest")
+    if misclassified(images, labels, probabilities, names,
+                     os.path.join(output_dir, "misclassified.png"),
+                     f"{title}: most confidently wrong test images"):
+        written["misclassified"] = "misclassified.png"
+    return written

@@ -41,7 +41,7 @@ def train_from_scratch(name, data, *, config, strategy, image_size, global_batch
     result = train.run_phase(
         classifier, name, train_data=train_data, validation_data=validation_data,
         epochs=epochs, learning_rate=learning_rate, strategy=strategy, config=config,
-        num_classes=data.num_classes, output_dir=output_dir, class_weight=class_weight,
+        class_names=data.class_names, output_dir=output_dir, class_weight=class_weight,
     )
     return classifier, result
 

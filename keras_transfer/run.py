@@ -12,10 +12,11 @@ import keras
 import tensorflow as tf
 
 import keras_transfer
-from keras_transfer import backbones, data_summary, datasets, distribute, evaluate, export
-from keras_transfer import folder_dataset, outputs
+from keras_transfer import backbones, data_summary, datasets, distribute, evaluate
+from keras_transfer import experiment, export, folder_dataset, model_card
 from keras_transfer import model as model_lib
-from keras_transfer import model_card, plots, pretrain, splits, train, weights
+from keras_transfer import outputs, plots, pretrain, repeats, report as report_lib
+from keras_transfer import splits, weights
 
 
 def log(message):
@@ -82,71 +83,6 @@ def _summary(config, data, resolved, image_size, unfreeze, output_dir, replicas,
     log(f"output folder {output_dir}")
 
 
-def _fine_tune_start(model, output_dir, previous):
-    """Loads the phase-1 result of an earlier run for `--phase=fine_tune`."""
-    model.load_weights(os.path.join(output_dir, "checkpoints", "feature_extraction.weights.h5"))
-    phase_one = previous["phases"]["feature_extraction"]
-    log("fine-tuning from the feature-extraction result in the output folder")
-    return train.PhaseResult(**phase_one)
-
-
-def _transfer_phases(config, data, resolved, ctx, previous):
-    """Builds the transfer classifier and runs phases 1 and/or 2."""
-    spec = config.backbone
-    with ctx["strategy"].scope():
-        classifier = model_lib.build_classifier(
-            spec, data.num_classes, image_size=ctx["image_size"], channels=data.channels,
-            dropout=config.dropout, l2=config.l2, base_weights=resolved.load,
-        )
-    train_data, validation_data, _ = pretrain.datasets_for(
-        data, config, ctx["image_size"], ctx["global_batch"])
-    common = dict(train_data=train_data, validation_data=validation_data,
-                  strategy=ctx["strategy"], config=config, num_classes=data.num_classes,
-                  output_dir=ctx["output_dir"], class_weight=ctx["class_weight"])
-    phases = []
-    if config.phase in ("feature_extraction", "both") and config.epochs:
-        model_lib.set_trainable_for_phase(classifier, spec, "feature_extraction")
-        phases.append(train.run_phase(
-            classifier, "feature_extraction", epochs=config.epochs,
-            learning_rate=config.learning_rate, **common))
-    if config.phase == "fine_tune":
-        phases.append(_fine_tune_start(classifier, ctx["output_dir"], previous))
-    if config.phase in ("fine_tune", "both") and config.fine_tune_epochs:
-        model_lib.set_trainable_for_phase(classifier, spec, "fine_tune", ctx["unfreeze"])
-        first = phases[-1].first_epoch + phases[-1].epochs_run if phases else 0
-        phases.append(train.run_phase(
-            classifier, "fine_tune", epochs=config.fine_tune_epochs,
-            learning_rate=config.fine_tune_learning_rate, first_epoch=first, **common))
-    return classifier, phases
-
-
-def _baseline(config, data, ctx):
-    """The same network from random initialisation on the same budget."""
-    epochs = config.epochs + (config.fine_tune_epochs if config.phase in ("both", "fine_tune") else 0)
-    log(f"baseline: the same network from scratch, {epochs} epoch(s)")
-    classifier, result = pretrain.train_from_scratch(
-        "scratch", data, config=config, strategy=ctx["strategy"],
-        image_size=ctx["image_size"], global_batch=ctx["global_batch"], epochs=epochs,
-        learning_rate=config.scratch_learning_rate,
-        output_dir=os.path.join(ctx["output_dir"], "baseline"),
-        class_weight=ctx["class_weight"],
-    )
-    _, _, test_data = pretrain.datasets_for(data, config, ctx["image_size"], ctx["global_batch"])
-    report, _, _ = evaluate.evaluate(classifier, test_data, data.class_names)
-    return {"phases": {result.name: result.to_dict()}, "test": report}
-
-
-def _write_history_and_plots(output_dir, phases, report, labels, probabilities, title):
-    outputs.write_history_csv(os.path.join(output_dir, "history.csv"), phases)
-    plots.learning_curves(phases, os.path.join(output_dir, "learning_curves.png"), title)
-    plots.confusion_matrix(report["confusion_matrix"], report["class_names"],
-                           os.path.join(output_dir, "confusion_matrix.png"),
-                           f"{title}: test confusion matrix")
-    plots.roc_curves(labels, probabilities, report["class_names"],
-                     os.path.join(output_dir, "roc_curves.png"),
-                     f"{title}: test ROC, one vs rest")
-
-
 def _versions():
     return {"keras_transfer": keras_transfer.__version__, "tensorflow": tf.__version__,
             "keras": keras.__version__, "python": platform.python_version()}
@@ -188,7 +124,8 @@ def pretrain_source_if_needed(config, resolved, ctx):
 
 
 def _pretrain_phase(config, data, ctx):
-    """`--phase=pretrain`: the whole network from scratch; saves the base."""
+    """`--phase=pretrain`: the whole network from scratch; saves the base.
+    Returns an `experiment.SeedOutcome`."""
     classifier, result = pretrain.train_from_scratch(
         "pretrain", data, config=config, strategy=ctx["strategy"],
         image_size=ctx["image_size"], global_batch=ctx["global_batch"],
@@ -197,17 +134,11 @@ def _pretrain_phase(config, data, ctx):
     path = os.path.join(ctx["output_dir"], pretrain.BASE_WEIGHTS_FILE)
     pretrain.save_base_weights(classifier, path)
     log(f"base weights saved to {path} (use them with --weights=PATH)")
-    return classifier, [result]
-
-
-def _compare_with_baseline(config, data, ctx, report):
-    baseline = _baseline(config, data, ctx)
-    scratch = baseline["test"]["accuracy"]
-    gain = report["accuracy"] - scratch
-    log(f"transfer {report['accuracy']:.4f} vs scratch {scratch:.4f} (gain {gain:+.4f})")
-    comparison = {"transfer_accuracy": report["accuracy"], "scratch_accuracy": scratch,
-                  "gain": gain}
-    return baseline, comparison
+    log("evaluating on the test split")
+    final = evaluate.evaluate(classifier, ctx["test_data"], data.class_names, config.verbose)
+    result.test = evaluate.summary(final[0])
+    return experiment.SeedOutcome(seed=config.seed, classifier=classifier, phases=[result],
+                                  final=final)
 
 
 def _set_precision_policy(config):
@@ -235,17 +166,19 @@ def run(config):
         _summary(config, data, resolved, image_size, ctx["unfreeze"], output_dir,
                  strategy.num_replicas_in_sync, ctx["global_batch"])
         source_result = pretrain_source_if_needed(config, resolved, ctx)
+        ctx["test_data"] = pretrain.datasets_for(data, config, image_size,
+                                                 ctx["global_batch"])[2]
         if config.phase == "pretrain":
-            classifier, phases = _pretrain_phase(config, data, ctx)
+            outcome = _pretrain_phase(config, data, ctx)
+            rows = [repeats.scores_of(outcome)]
         else:
-            classifier, phases = _transfer_phases(config, data, resolved, ctx, previous)
+            outcome, rows = repeats.run(config, ctx, lambda seed_config, seed_ctx: (
+                experiment.train_seed(seed_config, data, resolved, seed_ctx, previous, log)),
+                log)
+        classifier, phases = outcome.classifier, outcome.phases
+        report, labels, probabilities = outcome.final
         timings = {"source_pretrain": source_result.seconds} if source_result else {}
         timings.update({phase.name: phase.seconds for phase in phases})
-
-        _, _, test_data = pretrain.datasets_for(data, config, image_size, ctx["global_batch"])
-        log("evaluating on the test split")
-        report, labels, probabilities = evaluate.evaluate(
-            classifier, test_data, data.class_names, config.verbose)
         timings["evaluate"] = report["seconds"]
         log(f"test accuracy {report['accuracy']:.4f}, macro F1 {report['f1']:.4f} "
             f"on {report['examples']} test images")
@@ -261,12 +194,13 @@ def run(config):
             "class_names": list(data.class_names),
             "versions": _versions(),
         }
-        if config.baseline:
-            metrics["baseline"], metrics["comparison"] = _compare_with_baseline(
-                config, data, ctx, report)
-            timings["baseline"] = metrics["baseline"]["phases"]["scratch"]["seconds"]
-        _write_history_and_plots(output_dir, phases, report, labels, probabilities,
-                                 f"{config.model} on {data.name}")
+        metrics.update(repeats.entries(outcome, rows, log))
+        if outcome.baseline:
+            timings["baseline"] = outcome.baseline["phases"]["scratch"]["seconds"]
+        outputs.write_history_csv(os.path.join(output_dir, "history.csv"), phases)
+        metrics["plots"] = plots.write_run_plots(
+            output_dir, phases, report, labels, probabilities,
+            evaluate.test_images(data, image_size), f"{config.model} on {data.name}")
 
         export_start = time.time()
         path = export.export_model(classifier, os.path.join(output_dir, "export"),
@@ -281,6 +215,8 @@ def run(config):
         metrics["timings"] = timings
         outputs.write_json(os.path.join(output_dir, outputs.METRICS_FILE), metrics)
         log(f"metrics written to {os.path.join(output_dir, outputs.METRICS_FILE)}")
+        report_lib.write_report(os.path.join(output_dir, report_lib.REPORT_FILE), metrics)
+        log(f"report written to {os.path.join(output_dir, report_lib.REPORT_FILE)}")
         return metrics
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)

@@ -5,8 +5,12 @@ import dataclasses
 import math
 import os
 import time
+from typing import Optional
 
 import keras
+import numpy as np
+
+from keras_transfer import callbacks as callbacks_lib
 
 
 @dataclasses.dataclass
@@ -16,12 +20,21 @@ class PhaseResult:
     name: str
     history: dict
     epochs_run: int
-    best_epoch: int
-    best_val_loss: float
+    best_epoch: Optional[int]
+    best_val_loss: Optional[float]
     seconds: float
     first_epoch: int
     learning_rate: float
     checkpoint: str
+    monitor: str = "val_loss"
+    best_value: Optional[float] = None  # The monitor at the best epoch.
+    # At the best epoch (every epoch's is in TensorBoard): rows true, columns
+    # predicted.
+    validation_confusion_matrix: Optional[list] = None
+    # Test summaries before and after the phase (filled in by experiment.py):
+    # a phase that made the test numbers worse is flagged in the report.
+    test_before: Optional[dict] = None
+    test: Optional[dict] = None
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -35,6 +48,7 @@ def top_k_for(num_classes):
 
 
 def make_metrics(num_classes):
+    """The compiled metrics; the last one streams the confusion matrix."""
     metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
     k = top_k_for(num_classes)
     if k:
@@ -42,56 +56,80 @@ def make_metrics(num_classes):
     metrics += [
         keras.metrics.Precision(name="precision"),
         keras.metrics.Recall(name="recall"),
-        # threshold=None: the arg-max class counts as predicted.
-        keras.metrics.F1Score(average="macro", threshold=None, name="f1"),
         keras.metrics.AUC(name="auc"),
+        # Macro F1 of the arg-max class, and the matrix the callback logs.
+        callbacks_lib.ConfusionMatrixF1(num_classes, name="f1"),
     ]
     return metrics
 
 
 def compile_classifier(model, strategy, learning_rate, config, num_classes):
     """(Re-)compiles inside the strategy scope so optimizer slots and metric
-    variables are created as distributed variables."""
+    variables are created as distributed variables. Returns the metrics."""
     with strategy.scope():
+        metrics = make_metrics(num_classes)
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate),
             loss=keras.losses.CategoricalCrossentropy(
                 label_smoothing=config.label_smoothing
             ),
-            metrics=make_metrics(num_classes),
+            metrics=metrics,
             jit_compile=config.jit_compile,
         )
+    return metrics
 
 
-def _callbacks(output_dir, name, config):
+def _callbacks(output_dir, name, config, confusion_metric, class_names):
     checkpoint = os.path.join(output_dir, "checkpoints", f"{name}.weights.h5")
     os.makedirs(os.path.dirname(checkpoint), exist_ok=True)
+    if os.path.exists(checkpoint):
+        # A stale best of an earlier run must never stand in for this one's.
+        os.remove(checkpoint)
+    mode = callbacks_lib.monitor_mode(config.monitor)
+    log_dir = os.path.join(output_dir, "tensorboard", name)
+    report = callbacks_lib.ValidationReport(
+        confusion_metric, class_names, os.path.join(log_dir, "validation_classes"))
     callbacks = [
+        report,
         keras.callbacks.ModelCheckpoint(
-            checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True
+            checkpoint, monitor=config.monitor, mode=mode, save_best_only=True,
+            save_weights_only=True,
         ),
-        keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard", name)),
+        keras.callbacks.TensorBoard(log_dir),
         keras.callbacks.CSVLogger(os.path.join(output_dir, f"history_{name}.csv")),
     ]
     if config.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=config.early_stopping_patience
+                monitor=config.monitor, mode=mode,
+                patience=config.early_stopping_patience,
             )
         )
-    return checkpoint, callbacks
+    return checkpoint, report, callbacks
+
+
+def best_epoch_index(values, monitor):
+    """Index of the best finite value of `monitor`, or None if none is finite
+    (a diverged phase: every epoch NaN)."""
+    finite = [i for i, value in enumerate(values) if math.isfinite(value)]
+    if not finite:
+        return None
+    pick = min if callbacks_lib.monitor_mode(monitor) == "min" else max
+    return pick(finite, key=values.__getitem__)
 
 
 def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate,
-              strategy, config, num_classes, output_dir, class_weight=None,
+              strategy, config, class_names, output_dir, class_weight=None,
               first_epoch=0):
-    """Compiles and fits `model` for one phase, then restores its best epoch.
+    """Compiles and fits `model` for one phase, then restores its best epoch
+    (by `config.monitor`).
 
     `first_epoch` continues the epoch count of an earlier phase so that both
     phases share one time axis in TensorBoard.
     """
-    compile_classifier(model, strategy, learning_rate, config, num_classes)
-    checkpoint, callbacks = _callbacks(output_dir, name, config)
+    metrics = compile_classifier(model, strategy, learning_rate, config, len(class_names))
+    checkpoint, report, callbacks = _callbacks(output_dir, name, config, metrics[-1],
+                                               class_names)
     print(f"[keras_transfer] phase {name}: {epochs} epoch(s) at learning rate "
           f"{learning_rate:g}, {model.count_params() - _frozen(model):,} trainable "
           "parameters", flush=True)
@@ -107,28 +145,34 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
         verbose=config.verbose,
     )
     seconds = time.time() - start
-    losses = history.history["val_loss"]
-    best = min(range(len(losses)), key=lambda epoch: _finite_or_inf(losses[epoch]))
-    if os.path.isfile(checkpoint):
+    values = [float(v) for v in history.history[config.monitor]]
+    best = best_epoch_index(values, config.monitor)
+    if best is not None and os.path.exists(checkpoint):
         model.load_weights(checkpoint)
-    else:  # Every epoch's validation loss was NaN: nothing better to restore.
-        print(f"[keras_transfer] warning: phase {name} never improved its validation "
-              "loss (NaN); keeping its last weights", flush=True)
+    # else: no epoch had a finite monitor, so no checkpoint was written; the
+    # weights stay as they ended and best_value None marks the phase diverged.
     return PhaseResult(
         name=name,
-        history={key: [float(v) for v in values] for key, values in history.history.items()},
-        epochs_run=len(losses),
-        best_epoch=first_epoch + best + 1,
-        best_val_loss=float(losses[best]),
+        history={key: [_finite_or_none(v) for v in values]
+                 for key, values in history.history.items()},
+        epochs_run=len(values),
+        best_epoch=None if best is None else first_epoch + best + 1,
+        best_val_loss=None if best is None else _finite_or_none(
+            history.history["val_loss"][best]),
         seconds=round(seconds, 2),
         first_epoch=first_epoch,
         learning_rate=learning_rate,
         checkpoint=checkpoint,
+        monitor=config.monitor,
+        best_value=None if best is None else values[best],
+        validation_confusion_matrix=None if best is None else report.matrices[best],
     )
 
 
-def _finite_or_inf(value):
-    return value if math.isfinite(value) else math.inf
+def _finite_or_none(value):
+    """JSON has no NaN: a diverged epoch's loss is recorded as null."""
+    value = float(value)
+    return value if np.isfinite(value) else None
 
 
 def _frozen(model):

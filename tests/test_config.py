@@ -23,6 +23,9 @@ from keras_transfer import config as config_lib
         (dict(augment=("flip", "shear")), "augment", "'shear'"),
         (dict(classes=("5",)), "classes", "'5'"),
         (dict(phase="pretrain", weights="imagenet"), "weights", "'imagenet'"),
+        (dict(monitor="val_top5"), "monitor", "'val_top5'"),
+        (dict(repeats=0), "repeats", "0"),
+        (dict(phase="fine_tune", repeats=2), "repeats", "2"),
     ],
 )
 def test_invalid_setting_names_flag_and_value(overrides, flag, value):

@@ -9,6 +9,8 @@ import pytest
 from absl.testing import flagsaver
 
 from conftest import TINY
+from test_evaluate import _event_tags
+from test_report import assert_real_png
 from keras_transfer import config as config_lib
 from keras_transfer import main as main_lib
 from keras_transfer import run as run_lib
@@ -46,12 +48,45 @@ def test_both_phases_write_the_documented_outputs(both_run):
     assert np.isclose(np.trace(matrix) / matrix.sum(), test["accuracy"])
     assert {"feature_extraction", "fine_tune", "evaluate", "export", "total"} <= set(
         metrics["timings"])
-    for name in ("learning_curves.png", "confusion_matrix.png", "roc_curves.png",
-                 "history.csv", "history_fine_tune.csv",
-                 "run_config.json", "checkpoints/fine_tune.weights.h5"):
+    for name in ("history.csv", "history_fine_tune.csv", "run_config.json", "report.md",
+                 "checkpoints/fine_tune.weights.h5"):
         assert os.path.getsize(os.path.join(both_run, name)) > 0, name
+    assert set(metrics["plots"]) >= {"learning_curves", "confusion_matrix", "roc"}
+    for name in metrics["plots"].values():
+        assert_real_png(os.path.join(both_run, name))
     assert os.listdir(os.path.join(both_run, "tensorboard", "fine_tune", "train"))
     assert os.path.isfile(os.path.join(both_run, "export", "1", "assets", "labels.txt"))
+
+
+def test_every_phase_has_test_numbers_before_and_after(both_run):
+    metrics = outputs.read_json(os.path.join(both_run, "metrics.json"))
+    phase_one, phase_two = metrics["phases"]["feature_extraction"], metrics["phases"]["fine_tune"]
+    assert phase_two["test_before"] == phase_one["test"]
+    assert set(phase_one["test_before"]) == set(phase_one["test"]) >= {"accuracy", "f1", "ece"}
+    exported = metrics["safety_net"]["exported_phase"]
+    assert metrics["phases"][exported]["test"]["accuracy"] == metrics["test"]["accuracy"]
+    for phase in (phase_one, phase_two):
+        assert phase["monitor"] == "val_loss"
+        assert phase["best_value"] == min(phase["history"]["val_loss"])
+        assert np.sum(phase["validation_confusion_matrix"]) == metrics["dataset"][
+            "split_sizes"]["validation"]
+
+
+def test_validation_metrics_reach_tensorboard(both_run):
+    tags = _event_tags(os.path.join(both_run, "tensorboard", "fine_tune", "validation_classes"))
+    assert {"confusion_matrix", "epoch_f1_macro", "f1_per_class/5", "recall_per_class/9"} <= tags
+
+
+def test_report_md_answers_the_three_questions(both_run):
+    metrics = outputs.read_json(os.path.join(both_run, "metrics.json"))
+    with open(os.path.join(both_run, "report.md"), encoding="utf-8") as handle:
+        text = handle.read()
+    test = metrics["test"]
+    assert f"Test accuracy **{test['accuracy']:.3f}** (macro F1 {test['f1']:.3f})" in text
+    assert "**Did transfer help?** not measured (no --baseline)" in text
+    assert f"Exported: **{metrics['safety_net']['exported_phase']}**" in text
+    for name in test["class_names"]:
+        assert f"\n| {name} | {test['per_class'][name]['support']} |" in text
 
 
 def test_history_csv_continues_epochs_across_phases(both_run):
@@ -118,14 +153,54 @@ def test_source_base_is_cached_and_reused(tmp_path, cache_dir):
     assert "reusing cached" in metrics["weights"]["detail"]
 
 
-def test_baseline_reports_transfer_and_scratch_side_by_side(tmp_path, cache_dir):
-    metrics = run_lib.run(_config(tmp_path, cache_dir, baseline=True, model="mobilenet_v2",
+def test_baseline_repeated_over_seeds_reports_mean_and_spread(tmp_path, cache_dir):
+    # Feature extraction only, to keep it to four short fits (the other runs
+    # here cover fine-tuning).
+    metrics = run_lib.run(_config(tmp_path, cache_dir, baseline=True, repeats=2,
+                                  phase="feature_extraction", epochs=2, monitor="val_f1",
                                   weights="none"))
     baseline = metrics["baseline"]
-    assert baseline["phases"]["scratch"]["epochs_run"] == 2  # epochs + fine_tune_epochs
-    comparison = metrics["comparison"]
-    assert np.isclose(comparison["gain"],
-                      metrics["test"]["accuracy"] - baseline["test"]["accuracy"])
+    assert baseline["phases"]["scratch"]["epochs_run"] == 2  # The same budget.
+    assert baseline["phases"]["scratch"]["monitor"] == "val_f1"
+    repeated = metrics["repeats"]
+    assert repeated["seeds"] == [0, 1]
+    rows = repeated["per_seed"]
+    assert rows[0]["exported"]["accuracy"] == metrics["test"]["accuracy"]
+    accuracies = [row["feature_extraction"]["accuracy"] for row in rows]
+    spread = repeated["aggregate"]["feature_extraction"]["accuracy"]
+    assert np.isclose(spread["mean"], np.mean(accuracies))
+    assert np.isclose(spread["std"], np.std(accuracies, ddof=1))
+    gain = metrics["comparison"]["feature_extraction"]
+    assert np.isclose(gain["gain"], np.mean(
+        [row["feature_extraction"]["accuracy"] - row["scratch"]["accuracy"] for row in rows]))
+    seed_one = tmp_path / "run" / "repeats" / "seed_1"
+    assert (seed_one / "checkpoints" / "feature_extraction.weights.h5").is_file()
+    assert (seed_one / "baseline" / "checkpoints" / "scratch.weights.h5").is_file()
+    phase = metrics["phases"]["feature_extraction"]
+    assert phase["monitor"] == "val_f1"
+    assert phase["best_value"] == max(phase["history"]["val_f1"])
+    with open(tmp_path / "run" / "report.md", encoding="utf-8") as handle:
+        text = handle.read()
+    assert "Test scores over 2 seed(s) (0, 1)" in text
+    scratch = repeated["aggregate"]["scratch"]["accuracy"]
+    assert f"| from scratch (same budget) | {scratch['mean']:.3f} ± {scratch['std']:.3f}" in text
+
+
+def test_safety_net_catches_a_harmful_fine_tune(tmp_path, cache_dir, capsys):
+    """A learning rate of 100 wrecks the fine-tuned weights: the exported
+    model must be the feature-extraction one, and the run must say so."""
+    metrics = run_lib.run(_config(tmp_path, cache_dir, fine_tune_learning_rate=100.0))
+    decision = metrics["safety_net"]
+    assert decision["fine_tune_worse"] and decision["restored_feature_extraction"]
+    assert decision["exported_phase"] == "feature_extraction"
+    phases = metrics["phases"]
+    # The exported model is phase 1's: its test numbers, not phase 2's.
+    assert metrics["test"]["accuracy"] == phases["feature_extraction"]["test"]["accuracy"]
+    assert "safety net: fine-tuning ended worse on validation" in capsys.readouterr().out
+    with open(tmp_path / "run" / "report.md", encoding="utf-8") as handle:
+        text = handle.read()
+    assert "Exported: **feature_extraction** (the fine-tuned weights were discarded)" in text
+    assert "**Fine-tuning made it worse on validation**" in text
 
 
 def test_resnet50_runs_both_phases(tmp_path, cache_dir):

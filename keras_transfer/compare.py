@@ -1,0 +1,110 @@
+"""Several runs side by side: `python -m keras_transfer.compare RUN_DIR...`
+
+Prints one row per run (backbone, weights, exported phase, test accuracy,
+macro F1, ROC AUC, total time) and writes a grouped bar chart, so choosing
+between, say, VGG16 and ResNet50 runs is one command. Reads only each run's
+metrics.json; no TensorFlow.
+"""
+
+import argparse
+import os
+import sys
+
+from keras_transfer import outputs, plots
+
+COLUMNS = (("run", "run"), ("backbone", "backbone"), ("weights", "weights"),
+           ("phase", "exported phase"), ("accuracy", "test accuracy"),
+           ("f1", "macro F1"), ("auc", "ROC AUC"), ("seconds", "total s"))
+
+
+class CompareError(ValueError):
+    """A folder cannot be compared; the message says why."""
+
+
+def load_run(folder):
+    """The metrics.json of a finished run folder."""
+    path = os.path.join(folder, outputs.METRICS_FILE)
+    if not os.path.isdir(folder):
+        raise CompareError(f"run folder does not exist. Received: {folder!r}")
+    if not os.path.isfile(path):
+        raise CompareError(
+            f"run folder has no {outputs.METRICS_FILE}: pass the --output_dir of a "
+            f"finished keras_transfer run. Received: {folder!r}")
+    return outputs.read_json(path)
+
+
+def row(folder, metrics):
+    """The compared numbers of one run."""
+    safety = metrics.get("safety_net") or {}
+    test = metrics["test"]
+    return {
+        "run": os.path.basename(os.path.normpath(folder)),
+        "backbone": metrics["config"]["model"],
+        "weights": metrics["weights"]["kind"],
+        "phase": safety.get("exported_phase") or list(metrics["phases"])[-1],
+        "accuracy": test["accuracy"],
+        "f1": test["f1"],
+        "auc": test.get("auc"),
+        "seconds": metrics.get("timings", {}).get("total"),
+    }
+
+
+def _cell(value):
+    if value is None:
+        return "n/a"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def format_table(rows):
+    """A fixed-width text table, one line per run."""
+    cells = [[header for _, header in COLUMNS]]
+    cells += [[_cell(r[key]) if key != "seconds" or r[key] is None else f"{r[key]:.0f}"
+               for key, _ in COLUMNS] for r in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+    lines = ["  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip()
+             for line in cells]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _unique_names(folders, rows):
+    """Runs that share a folder name are told apart by their whole path."""
+    names = [r["run"] for r in rows]
+    for r, folder in zip(rows, folders):
+        if names.count(r["run"]) > 1:
+            r["run"] = os.path.normpath(folder)
+
+
+def compare(folders, output):
+    """Prints the table and writes the bar chart; returns the rows."""
+    rows = [row(folder, load_run(folder)) for folder in folders]
+    _unique_names(folders, rows)
+    print(format_table(rows))
+    plots.comparison_bars(
+        [f"{r['run']}\n{r['backbone']}, {r['phase']}" for r in rows],
+        {label: [r[key] for r in rows]
+         for key, label in (("accuracy", "test accuracy"), ("f1", "macro F1"),
+                            ("auc", "ROC AUC"))},
+        output, "test scores of the compared runs")
+    print(f"bar chart written to {output}")
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m keras_transfer.compare",
+        description="Compare keras_transfer runs: a table and a bar chart.")
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                        help="output folders of finished runs")
+    parser.add_argument("--output", default="comparison.png",
+                        help="bar chart PNG to write (default: comparison.png)")
+    args = parser.parse_args(argv)
+    try:
+        compare(args.runs, args.output)
+    except CompareError as error:
+        sys.exit(f"keras_transfer.compare: error: {error}")
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""Plots are written and not blank; report.md answers its three questions;
+repeats give mean, spread and an honest verdict on transfer versus scratch."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_transfer import evaluate, plots, repeats, report, safety, train
+
+NAMES = ["5", "6", "7"]
+
+
+def assert_real_png(path, min_size=200):
+    """Written, a sensible size, and not a single colour."""
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert min(image.size) >= min_size, image.size
+        pixels = np.asarray(image.convert("RGB"))
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20
+
+
+def _predictions():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 10)
+    logits = rng.normal(size=(30, 3)) + 2.0 * np.eye(3)[labels]
+    return labels, np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+
+
+def _phase(name, first_epoch, val_losses, test_before, test_after):
+    best = train.best_epoch_index(val_losses, "val_loss")
+    history = {"loss": val_losses, "val_loss": val_losses,
+               "accuracy": [0.5] * len(val_losses), "val_accuracy": [0.5] * len(val_losses)}
+    return train.PhaseResult(
+        name=name, history=history, epochs_run=len(val_losses),
+        best_epoch=first_epoch + best + 1, best_val_loss=val_losses[best], seconds=1.0,
+        first_epoch=first_epoch, learning_rate=1e-3, checkpoint="unused",
+        best_value=val_losses[best], test_before=test_before, test=test_after)
+
+
+def test_run_plots_are_readable_pngs(tmp_path):
+    labels, probabilities = _predictions()
+    result = evaluate.report(labels, probabilities, NAMES)
+    images = np.random.default_rng(1).integers(0, 256, (30, 8, 8, 1), dtype=np.uint8)
+    phases = [_phase("feature_extraction", 0, [1.0, 0.8], None, None),
+              _phase("fine_tune", 2, [0.7, 0.6], None, None)]
+    written = plots.write_run_plots(str(tmp_path), phases, result, labels, probabilities,
+                                    images, "test")
+    assert set(written) == {"learning_curves", "confusion_matrix", "roc", "misclassified"}
+    for name in written.values():
+        assert_real_png(tmp_path / name)
+
+
+def test_misclassified_grid_shows_the_most_confident_mistakes_first(tmp_path):
+    labels = np.array([0, 1, 2, 0])
+    probabilities = np.array([[0.1, 0.9, 0.0], [0.0, 1.0, 0.0], [0.6, 0.4, 0.0],
+                              [1.0, 0.0, 0.0]])
+    images = np.zeros((4, 8, 8, 3), np.uint8)
+    assert plots.misclassified(images, labels, probabilities, NAMES,
+                               str(tmp_path / "m.png"), "t") == 2
+    assert plots.misclassified(images, labels[[1, 3]], probabilities[[1, 3]], NAMES,
+                               str(tmp_path / "none.png"), "t") == 0
+    assert not (tmp_path / "none.png").exists()
+
+
+def _metrics(phases, safety_net=None, rows=None):
+    labels, probabilities = _predictions()
+    test = evaluate.report(labels, probabilities, NAMES)
+    rows = rows or [{"seed": 0, "feature_extraction": None, "fine_tune": None,
+                     "exported": None, "scratch": None}]
+    metrics = {
+        "config": {"model": "vgg16", "phase": "both", "image_size": 32,
+                   "monitor": "val_loss"},
+        "weights": {"requested": "auto", "kind": "source", "detail": "digits 0-4"},
+        "dataset": {"name": "digits", "split_sizes": {"train": 20}},
+        "phases": {phase.name: phase.to_dict() for phase in phases},
+        "test": test, "safety_net": safety_net,
+        "repeats": {"seeds": [row["seed"] for row in rows], "per_seed": rows,
+                    "aggregate": repeats.aggregate(rows)},
+        "plots": {"misclassified": "misclassified.png"},
+        "timings": {"total": 12.0},
+    }
+    if rows[0]["scratch"] is not None:
+        metrics["comparison"] = repeats.transfer_vs_scratch(rows)
+    return metrics
+
+
+def _summary(accuracy):
+    return {"accuracy": accuracy, "f1": accuracy - 0.01, "auc": 0.9}
+
+
+def test_report_flags_a_harmful_phase_and_the_safety_net():
+    phases = [_phase("feature_extraction", 0, [1.0, 0.5], _summary(0.33), _summary(0.8)),
+              _phase("fine_tune", 2, [0.9], _summary(0.8), _summary(0.6))]
+    decision = {"monitor": "val_loss", "feature_extraction": 0.5, "fine_tune": 0.9,
+                "fine_tune_worse": True, "keep_best_phase": True,
+                "restored_feature_extraction": True, "exported_phase": "feature_extraction"}
+    text = report.render(_metrics(phases, decision))
+    for heading in ("## At a glance", "## Is it good?", "## Where does it fail?",
+                    "## Did each phase help?", "## Did transfer help?"):
+        assert heading in text
+    assert "**fine_tune made the test accuracy worse** (0.800 → 0.600)" in text
+    assert "| feature_extraction | 2 (best: epoch 2) | 0.330 → 0.800 | +0.470 |" in text
+    assert "Exported: **feature_extraction** (the fine-tuned weights were discarded)" in text
+    assert "Not measured: this run has no from-scratch baseline" in text
+    assert "misclassified.png" in text
+
+
+def _row(seed, transfer, scratch):
+    return {"seed": seed, "feature_extraction": _summary(transfer - 0.05),
+            "fine_tune": _summary(transfer), "exported": _summary(transfer),
+            "exported_phase": "fine_tune", "scratch": _summary(scratch)}
+
+
+def test_repeats_give_spread_and_a_verdict_that_respects_noise():
+    clear = [_row(0, 0.90, 0.80), _row(1, 0.92, 0.81), _row(2, 0.91, 0.79)]
+    noisy = [_row(0, 0.90, 0.80), _row(1, 0.80, 0.90), _row(2, 0.86, 0.85)]
+    aggregate = repeats.aggregate(clear)
+    assert aggregate["fine_tune"]["accuracy"]["mean"] == pytest.approx(0.91)
+    assert aggregate["fine_tune"]["accuracy"]["std"] == pytest.approx(0.01)
+    assert (aggregate["scratch"]["accuracy"]["min"], aggregate["scratch"]["accuracy"]["max"]) == (
+        0.79, 0.81)
+    assert repeats.transfer_vs_scratch(clear)["fine_tune"]["verdict"] == "transfer is better"
+    assert repeats.transfer_vs_scratch(noisy)["fine_tune"]["verdict"].startswith("no clear")
+    worse = [_row(s, 0.7 + s / 100, 0.9) for s in range(3)]
+    assert repeats.transfer_vs_scratch(worse)["exported"]["verdict"] == "scratch is better"
+    single = repeats.transfer_vs_scratch(clear[:1])["fine_tune"]
+    assert single["gain"] == pytest.approx(0.10) and single["verdict"].startswith("one seed")
+
+
+def test_report_puts_transfer_and_scratch_side_by_side_with_spread():
+    rows = [_row(0, 0.90, 0.80), _row(1, 0.92, 0.81), _row(2, 0.91, 0.79)]
+    phases = [_phase("feature_extraction", 0, [0.5], _summary(0.3), _summary(0.86))]
+    text = report.render(_metrics(phases, rows=rows))
+    assert "Test scores over 3 seed(s) (0, 1, 2)" in text
+    assert "| fine-tuning (after phase 2) | 0.910 ± 0.010 (0.900–0.920) |" in text
+    assert "| from scratch (same budget) | 0.800 ± 0.010 (0.790–0.810) |" in text
+    assert "+0.110 | transfer is better |" in text
+    assert "**Did transfer help?** transfer helped (+0.110" in text
+
+
+def test_safety_net_decision():
+    first = _phase("feature_extraction", 0, [1.0, 0.5], None, None)
+    better = _phase("fine_tune", 2, [0.4], None, None)
+    worse = _phase("fine_tune", 2, [0.9], None, None)
+    assert not safety.is_worse(safety.value_at_best(better, "val_loss"), 0.5, "val_loss")
+    assert safety.is_worse(safety.value_at_best(worse, "val_loss"), 0.5, "val_loss")
+    assert safety.is_worse(None, 0.5, "val_loss")  # Diverged.
+    assert safety.is_worse(0.6, 0.8, "val_accuracy")
+    assert safety.value_at_best(first, "val_accuracy") == 0.5  # From the history.
