@@ -15,6 +15,7 @@ STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 WEIGHT_KEYWORDS = ("auto", "imagenet", "none", "source")
 AUGMENTATIONS = ("flip", "rotation", "zoom")
 CLASS_WEIGHTS = ("none", "balanced")
+FEATURE_CACHE = ("auto", "off")
 EMBEDDED_DATASETS = ("digits", "fashion_mnist")
 # Validation quantities a phase can keep its best epoch by (Keras log names).
 MONITORS = ("val_loss", "val_accuracy", "val_f1", "val_precision", "val_recall", "val_auc")
@@ -71,6 +72,7 @@ class RunConfig:
     split_file: Optional[str] = None
     max_broken_fraction: float = 0.05
     max_megapixels: float = 50.0
+    feature_cache: str = "auto"
     verbose: int = 2
 
     def __post_init__(self):
@@ -170,6 +172,7 @@ def _validate(config):
     _validate_choice("phase", config.phase, PHASES)
     _validate_choice("strategy", config.strategy, STRATEGIES)
     _validate_choice("class_weight", config.class_weight, CLASS_WEIGHTS)
+    _validate_choice("feature_cache", config.feature_cache, FEATURE_CACHE)
     _validate_choice("monitor", config.monitor, MONITORS)
     _require(
         config.weights in WEIGHT_KEYWORDS or os.path.isfile(config.weights),

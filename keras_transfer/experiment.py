@@ -8,9 +8,10 @@ seed depends on (initialisation, shuffling, augmentation) comes from
 
 import dataclasses
 import os
+import time
 from typing import Optional
 
-from keras_transfer import evaluate
+from keras_transfer import evaluate, feature_cache
 from keras_transfer import model as model_lib
 from keras_transfer import pretrain, safety, train
 
@@ -62,9 +63,14 @@ def _transfer_phases(config, data, resolved, ctx, previous, log):
         # Before phase 1 the head is random: the chance-level starting point.
         before = evaluate.summary(_evaluate(classifier, ctx, data, config)[0])
         model_lib.set_trainable_for_phase(classifier, spec, "feature_extraction")
+        # The frozen base's output never changes: record it once, train the head.
+        recording = time.time()
+        cached = feature_cache.phase_one_inputs(classifier, data, config, ctx, resolved, log)
+        recording = time.time() - recording
         phases.append(train.run_phase(
             classifier, "feature_extraction", epochs=config.epochs,
-            learning_rate=config.learning_rate, **common))
+            learning_rate=config.learning_rate, **{**common, **cached}))
+        phases[-1].seconds = round(phases[-1].seconds + recording, 2)  # Recording included.
         phases[-1].test_before = before
         evaluations["feature_extraction"] = _evaluate(classifier, ctx, data, config)
         phases[-1].test = evaluate.summary(evaluations["feature_extraction"][0])

@@ -88,3 +88,63 @@ def load_or_record(path, trunk, dataset, verbose=0):
         np.savez(temporary, features=features, labels=labels)
         os.replace(temporary, path)
     return features, labels, False
+
+
+def _fingerprint(examples):
+    """What the features of a split depend on in the data itself."""
+    digest = hashlib.sha256(np.ascontiguousarray(examples.labels).tobytes())
+    if examples.images is not None:
+        digest.update(np.ascontiguousarray(examples.images).tobytes())
+    else:
+        for path in examples.files:
+            stat = os.stat(path)
+            digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _weights_identity(resolved, seed):
+    if resolved.load and os.path.isfile(resolved.load):
+        stat = os.stat(resolved.load)
+        return [resolved.kind, resolved.load, stat.st_size, stat.st_mtime_ns]
+    # ImageNet through Keras' download, or a random base (fixed by the seed).
+    return [resolved.kind, resolved.load, seed if resolved.kind == "none" else None]
+
+
+def phase_one_inputs(classifier, data, config, ctx, resolved, log):
+    """What `train.run_phase` needs to run phase 1 on recorded features:
+    {fit_model, train_data, validation_data}, or {} for the pixel path."""
+    from keras_transfer import pipeline, weights
+
+    if config.feature_cache == "off":
+        return {}
+    if config.augment:
+        log("augmentation makes every epoch's images new: phase 1 runs the base on "
+            "every batch (no feature cache)")
+        return {}
+    key = cache_key(model=config.model, weights=_weights_identity(resolved, config.seed),
+                    image_size=ctx["image_size"], channels=data.channels,
+                    policy=keras.mixed_precision.global_policy().name,
+                    train=_fingerprint(data.train), validation=_fingerprint(data.validation),
+                    tensorflow=tf.__version__)
+    folder = os.path.join(weights.cache_root(config), "features", f"{config.model}-{key}")
+    with ctx["strategy"].scope():  # Keras models keep the strategy they are built in.
+        trunk, head = trunk_of(classifier), head_of(classifier)
+    recorded = {}
+    for split in ("train", "validation"):
+        pixels = pipeline.make_dataset(
+            getattr(data, split), num_classes=data.num_classes,
+            batch_size=ctx["global_batch"], image_size=ctx["image_size"],
+            channels=data.channels)
+        features, labels, reused = load_or_record(
+            os.path.join(folder, f"{split}.npz"), trunk, pixels, config.verbose)
+        recorded[split] = (features, labels)
+    log(("reusing the base features recorded" if reused else "recorded the base features")
+        + f" of the train and validation splits ({features.shape[1]} per image, {folder}); "
+        "phase 1 trains the head on them")
+    return {
+        "fit_model": head,
+        "train_data": feature_dataset(*recorded["train"], batch_size=ctx["global_batch"],
+                                      training=True, seed=config.seed),
+        "validation_data": feature_dataset(*recorded["validation"],
+                                           batch_size=ctx["global_batch"]),
+    }

@@ -93,6 +93,9 @@ def define_flags():
                         "old ones never move).")
     flags.DEFINE_float("max_broken_fraction", _default("max_broken_fraction"),
                        "Stop when more than this share of a folder's image files is broken.")
+    flags.DEFINE_enum("feature_cache", _default("feature_cache"), config_lib.FEATURE_CACHE,
+                      "auto: phase 1 records the frozen base's features once and trains "
+                      "the head on them (unless --augment); off: the base runs every epoch.")
     flags.DEFINE_float("max_megapixels", _default("max_megapixels"),
                        "Refuse images whose header declares more pixels than this "
                        "(millions), before decoding them.")

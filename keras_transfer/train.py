@@ -79,8 +79,7 @@ def compile_classifier(model, strategy, learning_rate, config, num_classes):
     return metrics
 
 
-def _callbacks(output_dir, name, config, confusion_metric, class_names):
-    checkpoint = os.path.join(output_dir, "checkpoints", f"{name}.weights.h5")
+def _callbacks(output_dir, name, config, confusion_metric, class_names, checkpoint):
     os.makedirs(os.path.dirname(checkpoint), exist_ok=True)
     if os.path.exists(checkpoint):
         # A stale best of an earlier run must never stand in for this one's.
@@ -120,21 +119,28 @@ def best_epoch_index(values, monitor):
 
 def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate,
               strategy, config, class_names, output_dir, class_weight=None,
-              first_epoch=0):
+              first_epoch=0, fit_model=None):
     """Compiles and fits `model` for one phase, then restores its best epoch
     (by `config.monitor`).
 
     `first_epoch` continues the epoch count of an earlier phase so that both
-    phases share one time axis in TensorBoard.
+    phases share one time axis in TensorBoard. `fit_model`, when given, shares
+    the layers of `model` that train and is fitted in its place (the head on
+    recorded features: `feature_cache`); the phase's checkpoint still holds
+    all of `model`'s weights.
     """
-    metrics = compile_classifier(model, strategy, learning_rate, config, len(class_names))
-    checkpoint, report, callbacks = _callbacks(output_dir, name, config, metrics[-1],
-                                               class_names)
+    fitted = fit_model or model
+    metrics = compile_classifier(fitted, strategy, learning_rate, config, len(class_names))
+    checkpoint = os.path.join(output_dir, "checkpoints", f"{name}.weights.h5")
+    fit_checkpoint = checkpoint if fitted is model else os.path.join(
+        output_dir, "checkpoints", f"{name}.{fitted.name}.weights.h5")
+    _, report, callbacks = _callbacks(output_dir, name, config, metrics[-1],
+                                      class_names, fit_checkpoint)
     print(f"[keras_transfer] phase {name}: {epochs} epoch(s) at learning rate "
           f"{learning_rate:g}, {model.count_params() - _frozen(model):,} trainable "
           "parameters", flush=True)
     start = time.time()
-    history = model.fit(
+    history = fitted.fit(
         train_data,
         validation_data=validation_data,
         epochs=first_epoch + epochs,
@@ -147,8 +153,12 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
     seconds = time.time() - start
     values = [float(v) for v in history.history[config.monitor]]
     best = best_epoch_index(values, config.monitor)
-    if best is not None and os.path.exists(checkpoint):
-        model.load_weights(checkpoint)
+    if best is not None and os.path.exists(fit_checkpoint):
+        fitted.load_weights(fit_checkpoint)
+    if fitted is not model:
+        _save_weights_atomically(model, checkpoint)
+        if os.path.exists(fit_checkpoint):
+            os.remove(fit_checkpoint)
     # else: no epoch had a finite monitor, so no checkpoint was written; the
     # weights stay as they ended and best_value None marks the phase diverged.
     return PhaseResult(
@@ -167,6 +177,12 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
         best_value=None if best is None else values[best],
         validation_confusion_matrix=None if best is None else report.matrices[best],
     )
+
+
+def _save_weights_atomically(model, path):
+    temporary = f"{path[:-len('.weights.h5')]}.tmp-{os.getpid()}.weights.h5"
+    model.save_weights(temporary)
+    os.replace(temporary, path)
 
 
 def _finite_or_none(value):

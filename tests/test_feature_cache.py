@@ -53,3 +53,30 @@ def test_head_on_recorded_features_matches_training_on_pixels(tmp_path):
 
     again, _, reused = feature_cache.load_or_record(str(tmp_path / "train.npz"), trunk, None)
     assert reused and np.array_equal(again, features)
+
+
+def test_a_run_on_recorded_features_equals_one_without(tmp_path, capsys):
+    from conftest import TINY
+    from keras_transfer import config as config_lib, run
+
+    def phase_one(name, cache):
+        config = config_lib.RunConfig(
+            weights="none", output_dir=str(tmp_path / name), cache_dir=str(tmp_path / "cache"),
+            feature_cache=cache, **{**TINY, "epochs": 2, "fine_tune_epochs": 0,
+                                    "examples_per_class": 6})
+        metrics = run.run(config)
+        return metrics, capsys.readouterr().out
+
+    uncached, _ = phase_one("off", "off")
+    cached, console = phase_one("auto", "auto")
+    assert "recorded the base features" in console
+    history = lambda m: m["phases"]["feature_extraction"]["history"]  # noqa: E731
+    for key in ("loss", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(history(cached)[key], history(uncached)[key], atol=1e-5)
+    assert cached["test"]["accuracy"] == uncached["test"]["accuracy"]
+    # The classifier's checkpoint is whole: fine-tuning can continue from it.
+    checkpoint = tmp_path / "auto" / "checkpoints" / "feature_extraction.weights.h5"
+    assert checkpoint.stat().st_size > 1e6
+    assert not list((tmp_path / "auto" / "checkpoints").glob("*.head.*"))
+    _, console = phase_one("again", "auto")
+    assert "reusing the base features recorded" in console
