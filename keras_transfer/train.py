@@ -132,7 +132,7 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
                                                class_names)
     print(f"[keras_transfer] phase {name}: {epochs} epoch(s) at learning rate "
           f"{learning_rate:g}, {model.count_params() - _frozen(model):,} trainable "
-          "parameters", flush=True)
+          f"parameters, best epoch by {config.monitor}", flush=True)
     start = time.time()
     history = model.fit(
         train_data,
