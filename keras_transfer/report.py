@@ -198,8 +198,10 @@ def _transfer_answer(exported):
     if exported["verdict"] == "scratch is better":
         return f"transfer did not help: training from scratch was better ({gain})"
     if exported["standard_error"] is None:
-        return (f"{gain} on one seed; rerun with --repeats=3 to tell a gain from "
-                "seed noise")
+        better = "transfer" if exported["gain"] > 0 else "scratch"
+        return (f"{better} scored higher on one seed (transfer {exported['transfer']:.3f}, "
+                f"scratch {exported['scratch']:.3f}: {exported['gain']:+.3f}); rerun with "
+                "--repeats=3 to tell that from seed noise")
     return f"no clear difference ({gain}, within seed noise)"
 
 
