@@ -205,9 +205,12 @@ def _transfer_answer(exported):
     if exported["verdict"] == "scratch is better":
         return f"transfer did not help: training from scratch was better ({gain})"
     if exported["standard_error"] is None:
+        scores = (f"transfer {exported['transfer']:.3f}, scratch "
+                  f"{exported['scratch']:.3f}: {exported['gain']:+.3f}")
+        if exported["gain"] == 0:
+            return f"transfer and scratch scored the same on one seed ({scores})"
         better = "transfer" if exported["gain"] > 0 else "scratch"
-        return (f"{better} scored higher on one seed (transfer {exported['transfer']:.3f}, "
-                f"scratch {exported['scratch']:.3f}: {exported['gain']:+.3f}); rerun with "
+        return (f"{better} scored higher on one seed ({scores}); rerun with "
                 "--repeats=3 to tell that from seed noise")
     return f"no clear difference ({gain}, within seed noise)"
 

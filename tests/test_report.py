@@ -159,3 +159,12 @@ def test_report_says_when_validation_loss_and_test_accuracy_disagree():
     assert "**fine_tune made the test accuracy worse** (0.220 → 0.200)" in text
     assert "loss and accuracy disagree here" in text
     assert "Exported: **fine_tune**." in text
+
+
+def test_one_seed_answer_names_both_scores_and_the_higher():
+    one = repeats.transfer_vs_scratch([_row(0, 0.905, 0.916)])["exported"]
+    assert report._transfer_answer(one) == (
+        "scratch scored higher on one seed (transfer 0.905, scratch 0.916: -0.011); "
+        "rerun with --repeats=3 to tell that from seed noise")
+    tie = repeats.transfer_vs_scratch([_row(0, 0.5, 0.5)])["exported"]
+    assert report._transfer_answer(tie).startswith("transfer and scratch scored the same")
