@@ -44,6 +44,13 @@ def _fine_tune_start(model, output_dir, previous, log):
     return train.PhaseResult(**{**phase_one, "checkpoint": checkpoint})
 
 
+def _log_change(phase, log):
+    before, after = phase.test_before, phase.test
+    change = "" if not before else (
+        f" (before: {before['accuracy']:.4f}, {after['accuracy'] - before['accuracy']:+.4f})")
+    log(f"test accuracy after {phase.name}: {after['accuracy']:.4f}{change}")
+
+
 def _transfer_phases(config, data, resolved, ctx, previous, log):
     """Builds the transfer classifier and runs phases 1 and/or 2, evaluating
     the test split before and after each so a harmful phase shows."""
@@ -74,6 +81,7 @@ def _transfer_phases(config, data, resolved, ctx, previous, log):
         phases[-1].test_before = before
         evaluations["feature_extraction"] = _evaluate(classifier, ctx, data, config)
         phases[-1].test = evaluate.summary(evaluations["feature_extraction"][0])
+        _log_change(phases[-1], log)
     if config.phase == "fine_tune":
         phases.append(_fine_tune_start(classifier, ctx["output_dir"], previous, log))
     if config.phase in ("fine_tune", "both") and config.fine_tune_epochs:
@@ -88,6 +96,7 @@ def _transfer_phases(config, data, resolved, ctx, previous, log):
         phases[-1].test_before = before
         evaluations["fine_tune"] = _evaluate(classifier, ctx, data, config)
         phases[-1].test = evaluate.summary(evaluations["fine_tune"][0])
+        _log_change(phases[-1], log)
     return classifier, phases, evaluations
 
 

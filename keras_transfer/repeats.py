@@ -89,11 +89,12 @@ def gain_over_scratch(rows, arm, score="accuracy"):
     differences = [row[arm][score] - row["scratch"][score] for row in rows]
     gain = float(np.mean(differences))
     result = {"arm": arm, "score": score, "gain": gain, "n": len(differences),
+              "transfer": float(np.mean([row[arm][score] for row in rows])),
+              "scratch": float(np.mean([row["scratch"][score] for row in rows])),
               "differences": differences}
     if len(differences) < 2:
         result["standard_error"] = None
-        result["verdict"] = ("one seed only: cannot tell a gain from seed noise "
-                             "(use --repeats=3 or more)")
+        result["verdict"] = "one seed: no estimate of seed noise (use --repeats=3)"
         return result
     error = float(np.std(differences, ddof=1) / math.sqrt(len(differences)))
     result["standard_error"] = error

@@ -139,7 +139,8 @@ def _phases(metrics):
         lines += _table(("phase", "epochs (best)", "test accuracy before → after", "change",
                          "macro F1 before → after", ""), rows)
         lines += ["", "Before feature extraction the head is untrained (chance level)."]
-    lines += [f"{flag}" for flag in flags]
+    for flag in flags:
+        lines += ["", flag]
     safety = metrics.get("safety_net")
     if safety:
         verdict = ("worse" if safety["fine_tune_worse"] else "not worse")
@@ -149,6 +150,12 @@ def _phases(metrics):
                   f"**{safety['exported_phase']}**"
                   + (" (the fine-tuned weights were discarded)."
                      if safety["restored_feature_extraction"] else ".")]
+        if (safety["monitor"] == "val_loss" and not safety["fine_tune_worse"]
+                and any(flag.startswith("**fine_tune made") for flag in flags)):
+            lines += ["", "By validation loss fine-tuning was not worse, yet its test "
+                      "accuracy fell: loss and accuracy disagree here. "
+                      "`--monitor=val_accuracy` (or `val_f1`) keeps epochs and phases "
+                      "by accuracy instead."]
     return lines + [""]
 
 
@@ -198,8 +205,13 @@ def _transfer_answer(exported):
     if exported["verdict"] == "scratch is better":
         return f"transfer did not help: training from scratch was better ({gain})"
     if exported["standard_error"] is None:
-        return (f"{gain} on one seed; rerun with --repeats=3 to tell a gain from "
-                "seed noise")
+        scores = (f"transfer {exported['transfer']:.3f}, scratch "
+                  f"{exported['scratch']:.3f}: {exported['gain']:+.3f}")
+        if exported["gain"] == 0:
+            return f"transfer and scratch scored the same on one seed ({scores})"
+        better = "transfer" if exported["gain"] > 0 else "scratch"
+        return (f"{better} scored higher on one seed ({scores}); rerun with "
+                "--repeats=3 to tell that from seed noise")
     return f"no clear difference ({gain}, within seed noise)"
 
 

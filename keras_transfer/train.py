@@ -138,7 +138,7 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
                                       class_names, fit_checkpoint)
     print(f"[keras_transfer] phase {name}: {epochs} epoch(s) at learning rate "
           f"{learning_rate:g}, {model.count_params() - _frozen(model):,} trainable "
-          "parameters", flush=True)
+          f"parameters, best epoch by {config.monitor}", flush=True)
     start = time.time()
     history = fitted.fit(
         train_data,

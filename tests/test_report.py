@@ -147,3 +147,24 @@ def test_safety_net_decision():
     assert safety.is_worse(None, 0.5, "val_loss")  # Diverged.
     assert safety.is_worse(0.6, 0.8, "val_accuracy")
     assert safety.value_at_best(first, "val_accuracy") == 0.5  # From the history.
+
+
+def test_report_says_when_validation_loss_and_test_accuracy_disagree():
+    phases = [_phase("feature_extraction", 0, [3.2], _summary(0.11), _summary(0.22)),
+              _phase("fine_tune", 1, [2.1], _summary(0.22), _summary(0.20))]
+    decision = {"monitor": "val_loss", "feature_extraction": 3.2, "fine_tune": 2.1,
+                "fine_tune_worse": False, "keep_best_phase": True,
+                "restored_feature_extraction": False, "exported_phase": "fine_tune"}
+    text = report.render(_metrics(phases, decision))
+    assert "**fine_tune made the test accuracy worse** (0.220 → 0.200)" in text
+    assert "loss and accuracy disagree here" in text
+    assert "Exported: **fine_tune**." in text
+
+
+def test_one_seed_answer_names_both_scores_and_the_higher():
+    one = repeats.transfer_vs_scratch([_row(0, 0.905, 0.916)])["exported"]
+    assert report._transfer_answer(one) == (
+        "scratch scored higher on one seed (transfer 0.905, scratch 0.916: -0.011); "
+        "rerun with --repeats=3 to tell that from seed noise")
+    tie = repeats.transfer_vs_scratch([_row(0, 0.5, 0.5)])["exported"]
+    assert report._transfer_answer(tie).startswith("transfer and scratch scored the same")
