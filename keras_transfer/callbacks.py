@@ -67,6 +67,22 @@ def per_class_scores(matrix):
     return precision, recall, f1
 
 
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """`ModelCheckpoint` whose file is replaced, never rewritten in place: a
+    run killed while it saves keeps the previous best intact."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        final = self.filepath
+        self.filepath = os.path.join(os.path.dirname(final),
+                                     f".tmp-{os.getpid()}-{os.path.basename(final)}")
+        try:
+            super().on_epoch_end(epoch, logs)
+        finally:
+            temporary, self.filepath = self.filepath, final
+        if os.path.exists(temporary):
+            os.replace(temporary, final)
+
+
 class ValidationReport(keras.callbacks.Callback):
     """Logs the validation confusion matrix and per-class scores every epoch.
 

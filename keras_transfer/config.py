@@ -65,6 +65,7 @@ class RunConfig:
     seed: int = 0
     mixed_precision: bool = False
     jit_compile: bool = False
+    deterministic: bool = False
     export_tflite: bool = False
     cache_dir: Optional[str] = None
     tfds_data_dir: Optional[str] = None
@@ -209,6 +210,11 @@ def _validate(config):
     ):
         _validate_range(name, getattr(config, name), 0)
     _validate_range("batch_size", config.batch_size, 1)
+    # Every worker must find the chief's backups, and a default folder is
+    # named by the time each worker starts.
+    _require(config.strategy != "multi_worker" or config.output_dir,
+             "strategy=multi_worker needs --output_dir (the same path on every worker, "
+             "on storage they share). Received: output_dir=None")
     # Training from scratch (pretrain, the source task) needs at least an epoch.
     _validate_range("pretrain_epochs", config.pretrain_epochs, 1)
     if config.baseline:

@@ -63,6 +63,26 @@ def validate_tf_config(raw):
     return tf_config
 
 
+# How long a collective may wait for a peer. A dead worker otherwise leaves
+# the others blocked in their next all-reduce for good; TensorFlow's
+# coordination service usually notices sooner (its heartbeats), this is the
+# bound when it does not.
+COLLECTIVE_TIMEOUT_SECONDS = 120
+
+
+def is_chief(strategy):
+    """Whether this process writes the run's outputs: always, except on the
+    workers of a multi-worker cluster other than the chief (the task named
+    "chief", or worker 0 when there is none)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
 def make_strategy(name, cpu_replicas=0):
     """Returns the `tf.distribute.Strategy` for `--strategy`.
 
@@ -80,7 +100,9 @@ def make_strategy(name, cpu_replicas=0):
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
         validate_tf_config(os.environ.get("TF_CONFIG"))
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return tf.distribute.MultiWorkerMirroredStrategy(
+            communication_options=tf.distribute.experimental.CommunicationOptions(
+                timeout_seconds=COLLECTIVE_TIMEOUT_SECONDS))
     if name == "tpu":
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver()

@@ -64,7 +64,8 @@ def _transfer_phases(config, data, resolved, ctx, previous, log):
         data, config, ctx["image_size"], ctx["global_batch"])
     common = dict(train_data=train_data, validation_data=validation_data,
                   strategy=ctx["strategy"], config=config, class_names=data.class_names,
-                  output_dir=ctx["output_dir"], class_weight=ctx["class_weight"])
+                  output_dir=ctx["output_dir"], class_weight=ctx["class_weight"],
+                  backup_root=ctx["backup_root"], writes=ctx["writes"])
     phases, evaluations = [], {}
     if config.phase in ("feature_extraction", "both") and config.epochs:
         # Before phase 1 the head is random: the chance-level starting point.
@@ -112,6 +113,7 @@ def baseline(config, data, ctx, log):
         learning_rate=config.scratch_learning_rate,
         output_dir=os.path.join(ctx["output_dir"], "baseline"),
         class_weight=ctx["class_weight"],
+        backup_root=os.path.join(ctx["backup_root"], "baseline"), writes=ctx["writes"],
     )
     report = _evaluate(classifier, ctx, data, config)[0]
     result.test = evaluate.summary(report)

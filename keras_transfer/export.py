@@ -20,7 +20,7 @@ import keras
 import tensorflow as tf
 from absl import app, flags
 
-from keras_transfer import model_card, signatures, tflite as tflite_lib
+from keras_transfer import faults, model_card, signatures, tflite as tflite_lib
 
 FLAGS = flags.FLAGS
 LABELS_FILE = "labels.txt"
@@ -137,6 +137,15 @@ def _publish(folder, export_base):
                 raise  # Not a race with another exporter: a real failure.
 
 
+def remove_staging(export_base):
+    """Removes the half-written versions a killed export left behind."""
+    if not os.path.isdir(export_base):
+        return
+    for name in os.listdir(export_base):
+        if name.startswith(".staging-"):
+            shutil.rmtree(os.path.join(export_base, name), ignore_errors=True)
+
+
 def export_model(model, export_base, class_names, *, image_size, channels, card=None,
                  tflite=False):
     """Writes the next version under `export_base`; returns its path.
@@ -158,6 +167,7 @@ def export_model(model, export_base, class_names, *, image_size, channels, card=
     try:
         folder = _stage(model, staging, class_names, image_size=image_size,
                         channels=channels, card=card, tflite=tflite)
+        faults.reached("export")
         return _publish(folder, export_base)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

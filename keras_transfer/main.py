@@ -80,6 +80,8 @@ def define_flags():
     flags.DEFINE_integer("seed", _default("seed"), "Seed for splits, shuffling and initialisation.")
     flags.DEFINE_bool("mixed_precision", False, "mixed_float16 on GPU, mixed_bfloat16 on CPU.")
     flags.DEFINE_bool("jit_compile", False, "Compile train steps with XLA.")
+    flags.DEFINE_bool("deterministic", False, "Deterministic ops: the same command gives "
+                      "bit-identical weights (slower on GPU).")
     flags.DEFINE_bool("export_tflite", False, "Also write a TFLite model of the pixels "
                       "path into the export version (tflite/model.tflite).")
     flags.DEFINE_string("cache_dir", None, "Cache of source-pretrained bases "

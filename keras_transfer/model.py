@@ -1,7 +1,10 @@
 """The classifier: raw pixels -> resize -> RGB -> backbone preprocessing ->
 base -> pooling -> dropout -> Dense softmax; and its trainability per phase."""
 
+import hashlib
+
 import keras
+import numpy as np
 
 from keras_transfer import backbones
 from keras_transfer.config import ConfigError
@@ -96,6 +99,30 @@ def set_batchnorm_momentum(model, momentum):
     for layer in base_of(model).layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = momentum
+
+
+def synchronize_batchnorm(model):
+    """Batch statistics over the global batch, not each replica's share.
+
+    Only matters where BatchNormalization trains (from scratch): with
+    per-replica statistics every replica's moving averages drift apart (the
+    workers of a multi-worker run would end with different weights) and
+    small per-replica batches give noisy statistics. With them synchronised
+    the result matches one device on the same global batch.
+    """
+    for layer in base_of(model).layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
+
+
+def weights_fingerprint(model):
+    """A short hash of every weight's exact bytes: equal only for
+    bit-identical models (the workers of a multi-worker run, two
+    `--deterministic` runs)."""
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def base_of(model):

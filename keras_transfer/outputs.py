@@ -5,6 +5,7 @@ import csv
 import datetime
 import json
 import os
+import shutil
 
 from keras_transfer.config import ConfigError
 
@@ -24,8 +25,10 @@ def default_output_dir(config):
 def check_output_dir(path, phase):
     """Raises unless `path` can take this run (before anything is written).
 
-    A folder that holds a finished or started run is refused, except by
-    `--phase=fine_tune`, which continues the feature-extraction result there.
+    Returns "new" (empty or missing), "resume" (a run started there and was
+    killed before it finished: the same command continues it) or "continue"
+    (`--phase=fine_tune` on the feature-extraction result of a finished run).
+    A finished run is never overwritten.
     """
     if not os.path.exists(path):
         return "new"
@@ -38,6 +41,9 @@ def check_output_dir(path, phase):
     ) and os.path.isfile(os.path.join(path, METRICS_FILE))
     if phase == "fine_tune" and has_phase_one:
         return "continue"
+    if os.path.isfile(os.path.join(path, CONFIG_FILE)) and not os.path.isfile(
+            os.path.join(path, METRICS_FILE)):
+        return "resume"
     raise OutputDirError(
         "output_dir already holds files of another run and would be overwritten; "
         f"choose a new --output_dir (or omit it for a fresh one). Received: output_dir={path!r}"
@@ -45,17 +51,18 @@ def check_output_dir(path, phase):
 
 
 def create_output_dir(config):
-    """Creates and returns the run's folder; a default one is always new."""
+    """Creates the run's folder; returns (path, state) with state as
+    `check_output_dir` says. A default folder is always new."""
     if config.output_dir:
-        check_output_dir(config.output_dir, config.phase)
+        state = check_output_dir(config.output_dir, config.phase)
         os.makedirs(config.output_dir, exist_ok=True)
-        return config.output_dir
+        return config.output_dir, state
     base = default_output_dir(config)
     for attempt in range(1000):
         path = base if attempt == 0 else f"{base}-{attempt}"
         try:
             os.makedirs(path)
-            return path
+            return path, "new"
         except FileExistsError:
             continue
     raise OutputDirError(f"could not create a fresh output folder next to {base!r}")
@@ -75,14 +82,17 @@ def read_json(path):
         return json.load(handle)
 
 
-# Settings that must match when fine_tune continues an earlier run's phase 1.
+# Settings that must match when a run continues an earlier one's state
+# (fine_tune on its phase 1, or a resumed run on its backups).
 COMPATIBILITY_KEYS = ("model", "dataset", "classes", "image_size", "seed",
                       "validation_fraction", "test_fraction", "examples_per_class")
+RESUME_KEYS = COMPATIBILITY_KEYS + ("phase", "weights", "unfreeze_resolved", "dropout",
+                                    "l2", "split_file", "baseline", "repeats")
 
 
-def check_compatible(previous, current, output_dir):
+def check_compatible(previous, current, output_dir, keys=COMPATIBILITY_KEYS):
     """Refuses to mix states of runs with different models or data."""
-    for key in COMPATIBILITY_KEYS:
+    for key in keys:
         if previous.get(key) != current.get(key):
             raise OutputDirError(
                 f"output_dir {output_dir!r} holds a run with {key}="
@@ -103,3 +113,12 @@ def write_history_csv(path, phases):
                 row = [phase.history.get(key, [None] * phase.epochs_run)[offset] for key in keys]
                 writer.writerow([phase.name, phase.first_epoch + offset + 1, *row])
     os.replace(temporary, path)
+
+
+def remove_backups(output_dir):
+    """Removes the per-epoch backups under a finished run's folder (its own,
+    the baseline's, each repeat's)."""
+    for root, folders, _ in os.walk(output_dir):
+        if "backup" in folders:
+            shutil.rmtree(os.path.join(root, "backup"), ignore_errors=True)
+            folders.remove("backup")

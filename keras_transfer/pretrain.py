@@ -1,6 +1,8 @@
 """Training a whole classifier from random initialisation: `--phase=pretrain`,
 the source task behind `--weights=source`, and the `--baseline`."""
 
+import contextlib
+import fcntl
 import os
 import shutil
 
@@ -23,7 +25,8 @@ def datasets_for(data, config, image_size, global_batch):
 
 
 def train_from_scratch(name, data, *, config, strategy, image_size, global_batch,
-                       epochs, learning_rate, output_dir, class_weight=None):
+                       epochs, learning_rate, output_dir, class_weight=None,
+                       backup_root=None, writes=True):
     """Builds a randomly initialised classifier and trains all of it.
 
     The base runs in training mode here: from scratch, BatchNormalization
@@ -37,11 +40,14 @@ def train_from_scratch(name, data, *, config, strategy, image_size, global_batch
         )
     model_lib.set_trainable_for_phase(classifier, config.backbone, "scratch")
     model_lib.set_batchnorm_momentum(classifier, model_lib.SCRATCH_BATCHNORM_MOMENTUM)
+    if strategy.num_replicas_in_sync > 1:
+        model_lib.synchronize_batchnorm(classifier)
     train_data, validation_data, _ = datasets_for(data, config, image_size, global_batch)
     result = train.run_phase(
         classifier, name, train_data=train_data, validation_data=validation_data,
         epochs=epochs, learning_rate=learning_rate, strategy=strategy, config=config,
         class_names=data.class_names, output_dir=output_dir, class_weight=class_weight,
+        backup_root=backup_root, writes=writes,
     )
     return classifier, result
 
@@ -53,23 +59,42 @@ def save_base_weights(classifier, path):
     os.replace(temporary, path)
 
 
-def pretrain_source_base(source_data, path, *, config, strategy, image_size, global_batch):
-    """Pretrains on the source task and caches the base at `path`.
+def pretrain_source_base(source_data, path, *, config, strategy, image_size, global_batch,
+                         writes=True, scratch=None):
+    """Pretrains on the source task and caches the base at `path`; returns the
+    phase result, or None when another run cached it meanwhile.
 
-    Logs go to a scratch folder beside the cache entry and are removed; only
-    the finished weights file (and its description) stay.
+    The work folder belongs to the cache entry, not to the process: a run
+    killed while pretraining leaves its per-epoch backup there, and the next
+    run with the same settings continues from it. A lock keeps two runs from
+    training the same entry at once (the second waits, then finds the
+    weights). On a multi-worker cluster only the chief locks and writes; the
+    other workers train with it (`writes` False) into their `scratch` folder.
     """
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
-    scratch = os.path.join(folder, f".work-{os.getpid()}")
-    try:
+    work = os.path.join(folder, ".work")
+    with (_locked(os.path.join(folder, ".lock")) if writes else contextlib.nullcontext()):
+        if writes and os.path.isfile(path):
+            return None
         classifier, result = train_from_scratch(
             "source_pretrain", source_data, config=config, strategy=strategy,
             image_size=image_size, global_batch=global_batch,
             epochs=config.pretrain_epochs, learning_rate=config.scratch_learning_rate,
-            output_dir=scratch,
+            output_dir=work if writes else scratch, backup_root=work, writes=writes,
         )
-        save_base_weights(classifier, path)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        if writes:
+            save_base_weights(classifier, path)
+            shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+@contextlib.contextmanager
+def _locked(path):
+    """An exclusive lock on `path`; the OS releases it if the process dies."""
+    with open(path, "a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -38,7 +38,8 @@ def run(config, ctx, train_seed, log):
         if config.repeats > 1:
             log(f"repeat {index + 1}/{config.repeats}: seed {seed}")
         keras.utils.set_random_seed(seed)
-        seed_ctx = {**ctx, "output_dir": seed_output_dir(ctx["output_dir"], index, seed)}
+        seed_ctx = {**ctx, "output_dir": seed_output_dir(ctx["output_dir"], index, seed),
+                    "backup_root": seed_output_dir(ctx["backup_root"], index, seed)}
         outcome = train_seed(dataclasses.replace(config, seed=seed), seed_ctx)
         rows.append(scores_of(outcome))
         if index == 0:

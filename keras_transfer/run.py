@@ -6,6 +6,8 @@ folder) is checked before the first epoch and before anything is written.
 
 import os
 import platform
+import shutil
+import tempfile
 import time
 
 import keras
@@ -51,12 +53,6 @@ def load_data(config, role, classes, spec, examples_per_class):
 
 def _check_settings(config, image_size, unfreeze):
     """Checks that need TensorFlow or the data; raises before any writing."""
-    if config.strategy == "multi_worker":
-        raise distribute.StrategyError(
-            "strategy=multi_worker is not supported yet: Keras 3 model.fit fails "
-            "under MultiWorkerMirroredStrategy (keras-team/keras#20585). "
-            "Received: strategy=multi_worker"
-        )
     if config.phase in ("fine_tune", "both"):
         model_lib.check_unfreeze(config.backbone, unfreeze, config.backbone.build(image_size))
     if config.phase == "fine_tune" and outputs.check_output_dir(
@@ -88,23 +84,37 @@ def _versions():
             "keras": keras.__version__, "python": platform.python_version()}
 
 
-def _prepare(config):
-    """Loads the data and checks every setting; creates the output folder last."""
+def _prepare(config, writes):
+    """Loads the data and checks every setting; creates the output folder last.
+
+    On a multi-worker worker that is not the chief (`writes` False) the
+    outputs go to a scratch folder that `run` removes; the chief's folder
+    (`config.output_dir`) is where every worker reads backups from.
+    """
     data = load_data(config, "target", config.classes, config.dataset, config.examples_per_class)
     image_size = resolve_image_size(config, data)
     resolved = weights.resolve(config, image_size)
     unfreeze = backbones.resolve_unfreeze(config.unfreeze, resolved.kind)
     _check_settings(config, image_size, unfreeze)
-    output_dir = outputs.create_output_dir(config)
+    if writes:
+        output_dir, state = outputs.create_output_dir(config)
+    else:
+        output_dir, state = tempfile.mkdtemp(prefix="keras_transfer-worker-"), "worker"
     run_config = {**config.to_dict(), "image_size": image_size, "output_dir": output_dir,
                   "unfreeze_resolved": unfreeze}
     previous = None
     if config.phase == "fine_tune":
-        previous = outputs.read_json(os.path.join(output_dir, outputs.METRICS_FILE))
-        outputs.check_compatible(previous["config"], run_config, output_dir)
+        previous = outputs.read_json(os.path.join(config.output_dir, outputs.METRICS_FILE))
+        outputs.check_compatible(previous["config"], run_config, config.output_dir)
+    if state == "resume":
+        interrupted = outputs.read_json(os.path.join(output_dir, outputs.CONFIG_FILE))
+        outputs.check_compatible(interrupted, run_config, output_dir, outputs.RESUME_KEYS)
+        log(f"resuming the interrupted run in {output_dir}: finished phases are kept, "
+            "the interrupted one continues from its last completed epoch")
+        export.remove_staging(os.path.join(output_dir, "export"))
     outputs.write_json(os.path.join(output_dir, outputs.CONFIG_FILE), run_config)
     data_summary.write_report(output_dir, data)
-    return data, image_size, resolved, output_dir, run_config, previous
+    return data, image_size, resolved, output_dir, run_config, previous, state
 
 
 def pretrain_source_if_needed(config, resolved, ctx):
@@ -120,7 +130,8 @@ def pretrain_source_if_needed(config, resolved, ctx):
         f"({', '.join(source.class_names)}), {config.pretrain_epochs} epoch(s)")
     return pretrain.pretrain_source_base(
         source, resolved.load, config=config, strategy=ctx["strategy"],
-        image_size=ctx["image_size"], global_batch=ctx["global_batch"])
+        image_size=ctx["image_size"], global_batch=ctx["global_batch"],
+        writes=ctx["writes"], scratch=os.path.join(ctx["output_dir"], "source_pretrain"))
 
 
 def _pretrain_phase(config, data, ctx):
@@ -130,7 +141,8 @@ def _pretrain_phase(config, data, ctx):
         "pretrain", data, config=config, strategy=ctx["strategy"],
         image_size=ctx["image_size"], global_batch=ctx["global_batch"],
         epochs=config.pretrain_epochs, learning_rate=config.scratch_learning_rate,
-        output_dir=ctx["output_dir"], class_weight=ctx["class_weight"])
+        output_dir=ctx["output_dir"], class_weight=ctx["class_weight"],
+        backup_root=ctx["backup_root"], writes=ctx["writes"])
     path = os.path.join(ctx["output_dir"], pretrain.BASE_WEIGHTS_FILE)
     pretrain.save_base_weights(classifier, path)
     log(f"base weights saved to {path} (use them with --weights=PATH)")
@@ -152,13 +164,31 @@ def run(config):
     started = time.time()
     if config.strategy == "mirrored":
         distribute.configure_cpu_replicas(config.cpu_replicas)
-    data, image_size, resolved, output_dir, run_config, previous = _prepare(config)
+    # Before any other TensorFlow op: a multi-worker strategy sets up the
+    # cluster's collectives when it is created.
+    strategy = distribute.make_strategy(config.strategy, config.cpu_replicas)
+    writes = distribute.is_chief(strategy)
+    data, image_size, resolved, output_dir, run_config, previous, state = _prepare(
+        config, writes)
+    try:
+        return _run(config, strategy, data, image_size, resolved, output_dir, run_config,
+                    previous, state, started)
+    finally:
+        if not writes:
+            shutil.rmtree(output_dir, ignore_errors=True)
+
+
+def _run(config, strategy, data, image_size, resolved, output_dir, run_config, previous,
+         state, started):
     keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        # Same seed, same ops, same order: bit-identical weights run to run.
+        tf.config.experimental.enable_op_determinism()
     previous_policy = keras.mixed_precision.global_policy()
     _set_precision_policy(config)
     try:
-        strategy = distribute.make_strategy(config.strategy, config.cpu_replicas)
         ctx = {"strategy": strategy, "image_size": image_size, "output_dir": output_dir,
+               "backup_root": config.output_dir or output_dir, "writes": state != "worker",
                "unfreeze": run_config["unfreeze_resolved"],
                "global_batch": config.batch_size * strategy.num_replicas_in_sync,
                "class_weight": splits.class_weights(data.train.labels, data.num_classes)
@@ -182,6 +212,8 @@ def run(config):
         timings["evaluate"] = report["seconds"]
         log(f"test accuracy {report['accuracy']:.4f}, macro F1 {report['f1']:.4f} "
             f"on {report['examples']} test images")
+        fingerprint = model_lib.weights_fingerprint(classifier)
+        log(f"final weights fingerprint {fingerprint}")
         metrics = {
             "config": run_config,
             "weights": resolved.to_dict(),
@@ -192,6 +224,7 @@ def run(config):
             "phases": {phase.name: phase.to_dict() for phase in phases},
             "test": report,
             "class_names": list(data.class_names),
+            "weights_fingerprint": fingerprint,
             "versions": _versions(),
         }
         metrics.update(repeats.entries(outcome, rows, log))
@@ -202,6 +235,14 @@ def run(config):
             output_dir, phases, report, labels, probabilities,
             evaluate.test_images(data, image_size), f"{config.model} on {data.name}")
 
+        resumed = {phase.name: phase.resumed_from_epoch for phase in phases
+                   if phase.resumed_from_epoch is not None}
+        if source_result and source_result.resumed_from_epoch is not None:
+            resumed["source_pretrain"] = source_result.resumed_from_epoch
+        metrics["resumed"] = ({"from_epoch": resumed} if state == "resume" or resumed
+                              else None)
+        if not ctx["writes"]:
+            return metrics  # A worker: the chief exports and writes the results.
         export_start = time.time()
         path = export.export_model(classifier, os.path.join(output_dir, "export"),
                                    data.class_names, image_size=image_size,
@@ -217,6 +258,9 @@ def run(config):
         log(f"metrics written to {os.path.join(output_dir, outputs.METRICS_FILE)}")
         report_lib.write_report(os.path.join(output_dir, report_lib.REPORT_FILE), metrics)
         log(f"report written to {os.path.join(output_dir, report_lib.REPORT_FILE)}")
+        # The run is complete: its per-epoch backups (weights and optimizer
+        # slots of every phase) are of no further use.
+        outputs.remove_backups(output_dir)
         return metrics
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)

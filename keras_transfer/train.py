@@ -4,13 +4,14 @@ and the best epoch kept."""
 import dataclasses
 import math
 import os
-import time
 from typing import Optional
 
 import keras
 import numpy as np
 
+from keras_transfer import backup as backup_lib
 from keras_transfer import callbacks as callbacks_lib
+from keras_transfer import loop as loop_lib
 
 
 @dataclasses.dataclass
@@ -35,6 +36,9 @@ class PhaseResult:
     # a phase that made the test numbers worse is flagged in the report.
     test_before: Optional[dict] = None
     test: Optional[dict] = None
+    # Set when the phase continued a backup of a killed run: how many of its
+    # epochs were done then.
+    resumed_from_epoch: Optional[int] = None
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -79,10 +83,12 @@ def compile_classifier(model, strategy, learning_rate, config, num_classes):
     return metrics
 
 
-def _callbacks(output_dir, name, config, confusion_metric, class_names, checkpoint):
+def _callbacks(output_dir, name, config, confusion_metric, class_names, checkpoint,
+               resuming):
     os.makedirs(os.path.dirname(checkpoint), exist_ok=True)
-    if os.path.exists(checkpoint):
-        # A stale best of an earlier run must never stand in for this one's.
+    if os.path.exists(checkpoint) and not resuming:
+        # A stale best of an earlier run must never stand in for this one's
+        # (a resumed phase keeps its own best so far).
         os.remove(checkpoint)
     mode = callbacks_lib.monitor_mode(config.monitor)
     log_dir = os.path.join(output_dir, "tensorboard", name)
@@ -90,12 +96,13 @@ def _callbacks(output_dir, name, config, confusion_metric, class_names, checkpoi
         confusion_metric, class_names, os.path.join(log_dir, "validation_classes"))
     callbacks = [
         report,
-        keras.callbacks.ModelCheckpoint(
+        callbacks_lib.AtomicModelCheckpoint(
             checkpoint, monitor=config.monitor, mode=mode, save_best_only=True,
             save_weights_only=True,
         ),
         keras.callbacks.TensorBoard(log_dir),
-        keras.callbacks.CSVLogger(os.path.join(output_dir, f"history_{name}.csv")),
+        keras.callbacks.CSVLogger(os.path.join(output_dir, f"history_{name}.csv"),
+                                  append=resuming),  # PhaseBackup trims it on resume.
     ]
     if config.early_stopping_patience:
         callbacks.append(
@@ -119,7 +126,7 @@ def best_epoch_index(values, monitor):
 
 def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate,
               strategy, config, class_names, output_dir, class_weight=None,
-              first_epoch=0, fit_model=None):
+              first_epoch=0, fit_model=None, backup_root=None, writes=True):
     """Compiles and fits `model` for one phase, then restores its best epoch
     (by `config.monitor`).
 
@@ -128,47 +135,67 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
     the layers of `model` that train and is fitted in its place (the head on
     recorded features: `feature_cache`); the phase's checkpoint still holds
     all of `model`'s weights.
+
+    Every epoch is backed up to `<backup_root>/backup/<name>` (default root:
+    `output_dir`); a phase that finds a backup there continues from it.
+    `writes` is False on multi-worker workers other than the chief: their
+    `output_dir` is a scratch folder, and they read the chief's backups
+    (`backup_root`, the chief's folder) without writing them.
     """
     fitted = fit_model or model
     metrics = compile_classifier(fitted, strategy, learning_rate, config, len(class_names))
+    backup_dir = os.path.join(backup_root or output_dir, "backup", name)
+    resuming = backup_lib.read_state(backup_dir) is not None
     checkpoint = os.path.join(output_dir, "checkpoints", f"{name}.weights.h5")
     fit_checkpoint = checkpoint if fitted is model else os.path.join(
         output_dir, "checkpoints", f"{name}.{fitted.name}.weights.h5")
     _, report, callbacks = _callbacks(output_dir, name, config, metrics[-1],
-                                      class_names, fit_checkpoint)
+                                      class_names, fit_checkpoint, resuming)
+    backup = backup_lib.PhaseBackup(
+        backup_dir, first_epoch=first_epoch, writes=writes, report=report,
+        watched=[c for c in callbacks if backup_lib.resumable(c)],
+        csv_path=os.path.join(output_dir, f"history_{name}.csv"))
     print(f"[keras_transfer] phase {name}: {epochs} epoch(s) at learning rate "
           f"{learning_rate:g}, {model.count_params() - _frozen(model):,} trainable "
           f"parameters, best epoch by {config.monitor}", flush=True)
-    start = time.time()
-    history = fitted.fit(
+    # A head on recorded features takes microseconds a step: run a whole
+    # epoch per call so Python's per-step overhead does not dominate.
+    steps_per_execution = 1 if fitted is model else max(1, int(train_data.cardinality()))
+    loop = loop_lib.Loop(fitted, strategy, steps_per_execution=steps_per_execution,
+                         jit_compile=config.jit_compile)
+    history = loop.fit(
         train_data,
         validation_data=validation_data,
         epochs=first_epoch + epochs,
         initial_epoch=first_epoch,
-        callbacks=callbacks,
+        callbacks=[*callbacks, backup],  # The backup last: it saves the others' state.
         class_weight=class_weight,
-        shuffle=False,  # The pipeline shuffles, seeded.
         verbose=config.verbose,
+        resume=backup.restore,
     )
-    seconds = time.time() - start
-    values = [float(v) for v in history.history[config.monitor]]
+    if backup.resumed_from is not None:
+        print(f"[keras_transfer] phase {name} resumed after epoch "
+              f"{backup.resumed_from} from the backup of the interrupted run in "
+              f"{backup_dir}", flush=True)
+    seconds = backup.seconds()
+    values = [float(v) for v in history[config.monitor]]
     best = best_epoch_index(values, config.monitor)
     if best is not None and os.path.exists(fit_checkpoint):
         fitted.load_weights(fit_checkpoint)
     if fitted is not model:
+        # The head's own best stays beside it: a resumed run that finds this
+        # phase finished restores its best epoch from there.
         _save_weights_atomically(model, checkpoint)
-        if os.path.exists(fit_checkpoint):
-            os.remove(fit_checkpoint)
     # else: no epoch had a finite monitor, so no checkpoint was written; the
     # weights stay as they ended and best_value None marks the phase diverged.
     return PhaseResult(
         name=name,
         history={key: [_finite_or_none(v) for v in values]
-                 for key, values in history.history.items()},
+                 for key, values in sorted(history.items())},
         epochs_run=len(values),
         best_epoch=None if best is None else first_epoch + best + 1,
         best_val_loss=None if best is None else _finite_or_none(
-            history.history["val_loss"][best]),
+            history["val_loss"][best]),
         seconds=round(seconds, 2),
         first_epoch=first_epoch,
         learning_rate=learning_rate,
@@ -176,6 +203,7 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
         monitor=config.monitor,
         best_value=None if best is None else values[best],
         validation_confusion_matrix=None if best is None else report.matrices[best],
+        resumed_from_epoch=backup.resumed_from,
     )
 
 

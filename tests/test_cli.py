@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, TINY, run_python
-from keras_transfer import config as config_lib, datasets, run as run_lib
+from conftest import REPO, run_python
+from keras_transfer import config as config_lib, datasets
 
 
 def _readme():
@@ -39,27 +39,6 @@ def test_console_script_reports_bad_flags():
                          "sys.argv = ['keras-transfer', '--epochs=-1']; run_cli()"])
     assert "epochs must be >= 0. Received: epochs=-1" in result.stderr
     assert result.returncode != 0
-
-
-def test_multi_worker_is_refused_with_the_reason(tmp_path):
-    config = config_lib.RunConfig(strategy="multi_worker", output_dir=str(tmp_path / "run"))
-    with pytest.raises(config_lib.ConfigError, match="keras-team/keras#20585"):
-        run_lib.run(config)
-    assert not (tmp_path / "run").exists()
-
-
-def test_mirrored_over_two_cpu_replicas_uses_the_global_batch(tmp_path, cache_dir):
-    """A real MirroredStrategy over two logical CPUs, in a fresh process
-    (logical devices can only be set before TensorFlow initialises)."""
-    output_dir = tmp_path / "run"
-    args = [f"--{key}={value}" for key, value in TINY.items()]
-    result = run_python(["-m", "keras_transfer.main", "--strategy=mirrored",
-                         "--cpu_replicas=2", "--weights=none", "--model=mobilenet_v2",
-                         f"--output_dir={output_dir}", f"--cache_dir={cache_dir}", *args])
-    assert result.returncode == 0, result.stderr[-3000:]
-    metrics = run_lib.outputs.read_json(str(output_dir / "metrics.json"))
-    assert metrics["strategy"] == {"name": "mirrored", "replicas": 2,
-                                   "global_batch_size": 2 * TINY["batch_size"]}
 
 
 def _write_idx(path, array):

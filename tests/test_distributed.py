@@ -1,0 +1,124 @@
+"""tf.distribute for real: two worker processes on localhost ports, two
+logical CPU devices, and the checks on TF_CONFIG."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, TINY
+from keras_transfer import config as config_lib, distribute, outputs
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for handle in sockets:
+        handle.bind(("localhost", 0))
+    ports = [handle.getsockname()[1] for handle in sockets]
+    for handle in sockets:
+        handle.close()
+    return ports
+
+
+def _tf_config(ports, index):
+    return json.dumps({"cluster": {"worker": [f"localhost:{port}" for port in ports]},
+                       "task": {"type": "worker", "index": index}})
+
+
+# A task small enough for seconds a run, big enough that its accuracy means
+# something: 20 labels per class, MobileNetV2 at 32 px, a source base
+# pretrained with it (BatchNormalization training under the strategy).
+TASK = {**TINY, "model": "mobilenet_v2", "examples_per_class": 20, "epochs": 2,
+        "fine_tune_epochs": 2, "pretrain_epochs": 2, "source_examples_per_class": 20,
+        "batch_size": 8}
+
+
+def _args(**overrides):
+    return [f"--{key}={value}" for key, value in {**TASK, **overrides}.items()]
+
+
+def _start(args, env):
+    return subprocess.Popen(
+        [sys.executable, "-m", "keras_transfer.main", *args], cwd=REPO, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **env})
+
+
+def _fingerprint(console):
+    lines = [line for line in console.splitlines() if "final weights fingerprint" in line]
+    assert lines, console[-3000:]
+    return lines[-1].split()[-1]
+
+
+@pytest.mark.parametrize("raw, message", [
+    ("{not json", "TF_CONFIG is not valid JSON"),
+    ('{"cluster": {}, "task": {"type": "worker", "index": 0}}', "no cluster.worker list"),
+    ('{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 3}}',
+     "0 <= index < 1"),
+    ("", "needs the TF_CONFIG environment variable"),
+])
+def test_bad_tf_config_is_refused_with_what_was_received(raw, message):
+    with pytest.raises(distribute.StrategyError, match=message):
+        distribute.validate_tf_config(raw)
+
+
+def test_multi_worker_needs_a_shared_output_dir():
+    with pytest.raises(config_lib.ConfigError, match="needs --output_dir"):
+        config_lib.RunConfig(strategy="multi_worker")
+
+
+def test_two_workers_train_like_one_process_on_the_global_batch(tmp_path, cache_dir):
+    """Two worker processes under MultiWorkerMirroredStrategy: source
+    pretraining and both phases. Both exit 0 with bit-identical weights; only
+    the chief writes (the other worker's scratch folder is gone); the
+    accuracy matches one process on the same global batch."""
+    ports = _free_ports(2)
+    output_dir, scratch = tmp_path / "run", tmp_path / "tmp"
+    scratch.mkdir()
+    common = _args(strategy="multi_worker", output_dir=output_dir,
+                   cache_dir=tmp_path / "cache")
+    workers = [_start(common, {"TF_CONFIG": _tf_config(ports, index), "TMPDIR": str(scratch)})
+               for index in range(2)]
+    consoles = [worker.communicate(timeout=600)[0] for worker in workers]
+    for worker, console in zip(workers, consoles):
+        assert worker.returncode == 0, console[-4000:]
+    assert _fingerprint(consoles[0]) == _fingerprint(consoles[1])
+    assert list(scratch.iterdir()) == []  # The worker removed its scratch folder.
+    metrics = outputs.read_json(str(output_dir / "metrics.json"))
+    assert metrics["strategy"] == {"name": "multi_worker", "replicas": 2,
+                                   "global_batch_size": 2 * TASK["batch_size"]}
+    assert metrics["source_pretrain"] is not None
+    assert set(metrics["phases"]) == {"feature_extraction", "fine_tune"}
+    assert os.path.isdir(output_dir / "export" / "1")
+    assert not os.path.exists(output_dir / "backup")  # Removed once finished.
+
+    single = subprocess.run(
+        [sys.executable, "-m", "keras_transfer.main",
+         *_args(batch_size=2 * TASK["batch_size"], output_dir=tmp_path / "single",
+                cache_dir=tmp_path / "single_cache")],
+        cwd=REPO, text=True, capture_output=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    alone = outputs.read_json(str(tmp_path / "single" / "metrics.json"))
+    assert abs(alone["test"]["accuracy"] - metrics["test"]["accuracy"]) <= 0.1, (
+        alone["test"]["accuracy"], metrics["test"]["accuracy"])
+
+
+def test_mirrored_over_two_cpu_devices_matches_one_device(tmp_path):
+    """MirroredStrategy over two logical CPUs (a fresh process: logical
+    devices are set before TensorFlow initialises) gives the accuracy of one
+    device on the same global batch."""
+    accuracies = {}
+    for name, extra in (("mirrored", ["--strategy=mirrored", "--cpu_replicas=2"]),
+                        ("one", [f"--batch_size={2 * TASK['batch_size']}"])):
+        result = subprocess.run(
+            [sys.executable, "-m", "keras_transfer.main", *_args(),
+             f"--output_dir={tmp_path / name}", f"--cache_dir={tmp_path / 'cache'}", *extra],
+            cwd=REPO, text=True, capture_output=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        accuracies[name] = outputs.read_json(str(tmp_path / name / "metrics.json"))
+    assert accuracies["mirrored"]["strategy"]["replicas"] == 2
+    assert accuracies["mirrored"]["strategy"]["global_batch_size"] == 2 * TASK["batch_size"]
+    assert abs(accuracies["mirrored"]["test"]["accuracy"]
+               - accuracies["one"]["test"]["accuracy"]) <= 0.1

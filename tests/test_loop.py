@@ -1,0 +1,114 @@
+"""The training loop against `model.fit`, and a phase resumed from its
+backup against one that never stopped."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_transfer import backup as backup_lib, callbacks as callbacks_lib, loop
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 48)
+    images = rng.normal(size=(48, 8, 8, 3)).astype("float32") + labels[:, None, None, None]
+    one_hot = np.eye(3, dtype="float32")[labels]
+    return tf.data.Dataset.from_tensor_slices((images, one_hot)).batch(8)
+
+
+def _model(dropout=0.3):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3),
+        keras.layers.BatchNormalization(), keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dropout(dropout),
+        keras.layers.Dense(3, activation="softmax", kernel_regularizer="l2")])
+    model.compile(optimizer=keras.optimizers.Adam(0.01),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
+                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
+                           callbacks_lib.ConfusionMatrixF1(3)])
+    return model
+
+
+def _same_weights(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 4])
+def test_loop_trains_exactly_as_fit(steps_per_execution):
+    """Dropout, L2, label smoothing and class weights included: the same
+    weights and the same history, bit for bit."""
+    data, weights = _data(), {0: 1.0, 1: 2.0, 2: 0.5}
+    fitted = _model()
+    expected = fitted.fit(data, validation_data=data, epochs=3, class_weight=weights,
+                          verbose=0).history
+    looped = _model()
+    history = loop.Loop(looped, tf.distribute.get_strategy(),
+                        steps_per_execution=steps_per_execution).fit(
+        data, validation_data=data, epochs=3, class_weight=weights)
+    assert _same_weights(fitted, looped)
+    assert {key: list(values) for key, values in history.items()} == {
+        key: [float(v) for v in values] for key, values in expected.items()}
+
+
+class _Crash(Exception):
+    pass
+
+
+class _CrashAfter(keras.callbacks.Callback):
+    """Dies at the end of an epoch, after the backup (as a kill would)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            raise _Crash()
+
+
+def _phase(model, folder, epochs, tmp_path, crash_after=None):
+    checkpoint = keras.callbacks.ModelCheckpoint(
+        str(tmp_path / "best.weights.h5"), save_best_only=True, save_weights_only=True)
+    stopping = keras.callbacks.EarlyStopping(patience=50)
+    backup = backup_lib.PhaseBackup(str(folder), watched=[checkpoint, stopping])
+    crash = [_CrashAfter(crash_after)] if crash_after else []
+    history = loop.Loop(model, tf.distribute.get_strategy()).fit(
+        _data(), validation_data=_data(), epochs=epochs,
+        callbacks=[checkpoint, stopping, backup, *crash], resume=backup.restore)
+    return history, checkpoint, stopping, backup
+
+
+def test_a_resumed_phase_ends_as_one_that_never_stopped(tmp_path):
+    """Killed after epoch 2 of 4 (the process gone: a new model object, all
+    state from the backup files), the phase ends with the weights, optimizer
+    state, history and best-so-far of an uninterrupted one."""
+    whole = _model(dropout=0.0)
+    expected, checkpoint, stopping, _ = _phase(whole, tmp_path / "whole", 4, tmp_path)
+
+    with pytest.raises(_Crash):
+        _phase(_model(dropout=0.0), tmp_path / "killed", 4, tmp_path, crash_after=2)
+    assert backup_lib.read_state(str(tmp_path / "killed"))["epoch"] == 2
+    resumed = _model(dropout=0.0)
+    history, checkpoint2, stopping2, backup = _phase(resumed, tmp_path / "killed", 4, tmp_path)
+
+    assert backup.resumed_from == 2
+    assert _same_weights(whole, resumed)
+    assert all(np.array_equal(x, y) for x, y in zip(
+        whole.optimizer.variables, resumed.optimizer.variables))
+    assert history == {key: list(values) for key, values in expected.items()}
+    assert checkpoint2.best == checkpoint.best
+    assert (stopping2.best, stopping2.wait) == (stopping.best, stopping.wait)
+    assert sorted(os.listdir(tmp_path / "killed")) == ["epoch-4.weights.h5", "state.json"]
+
+
+def test_a_finished_phase_restores_without_training(tmp_path):
+    model = _model()
+    _phase(model, tmp_path / "done", 2, tmp_path)
+    again = _model()
+    history, *_ = _phase(again, tmp_path / "done", 2, tmp_path)
+    assert len(history["loss"]) == 2
+    assert _same_weights(model, again)

@@ -1,0 +1,116 @@
+"""A run killed with SIGKILL continues where it stopped when the same
+command runs again.
+
+The kills are real (`faults`: the process sends itself SIGKILL at a named
+point, so the test knows where it stopped), plus one from outside at an
+arbitrary moment of fine-tuning. That a resumed phase computes what an
+uninterrupted one does (weights, optimizer state, best-so-far) is checked
+exactly, in process, in test_loop.py.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, TINY
+from keras_transfer import faults, outputs
+
+SETTINGS = {**TINY, "model": "mobilenet_v2", "examples_per_class": 10, "epochs": 3,
+            "fine_tune_epochs": 3, "pretrain_epochs": 2, "early_stopping_patience": 0,
+            "batch_size": 8, "verbose": 2}
+
+
+def _command(output_dir, cache_dir, **overrides):
+    args = {**SETTINGS, "output_dir": output_dir, "cache_dir": cache_dir, **overrides}
+    return [sys.executable, "-m", "keras_transfer.main",
+            *[f"--{key}={value}" for key, value in args.items()]]
+
+
+def _run(command, kill_at=None):
+    env = {**os.environ}
+    env.pop(faults.ENV, None)
+    if kill_at:
+        env[faults.ENV] = kill_at
+    return subprocess.run(command, cwd=REPO, text=True, capture_output=True, env=env,
+                          timeout=600)
+
+
+def _killed(result):
+    assert result.returncode == -signal.SIGKILL, result.stdout[-2000:] + result.stderr[-3000:]
+
+
+def test_killed_at_every_stage_the_same_command_finishes_the_run(tmp_path):
+    """Killed during source pretraining, phase 1, phase 2 (once mid-save),
+    and the export; each restart continues, and the finished run has every
+    phase's epochs exactly once."""
+    output_dir, cache_dir = tmp_path / "run", tmp_path / "cache"
+    command = _command(output_dir, cache_dir)
+    _killed(_run(command, kill_at="source_pretrain:1"))
+    for point in ("feature_extraction:2", "fine_tune:1", "fine_tune:2:saving", "export"):
+        result = _run(command, kill_at=point)
+        _killed(result)
+        assert "resuming the interrupted run" in result.stdout
+    assert any(name.startswith(".staging-") for name in os.listdir(output_dir / "export"))
+    result = _run(command)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming the interrupted run" in result.stdout
+    metrics = outputs.read_json(str(output_dir / "metrics.json"))
+    phases = metrics["phases"]
+    assert phases["feature_extraction"]["epochs_run"] == SETTINGS["epochs"]
+    assert phases["fine_tune"]["epochs_run"] == SETTINGS["fine_tune_epochs"]
+    assert phases["fine_tune"]["first_epoch"] == SETTINGS["epochs"]
+    # The last restart found both phases finished (the kill came in the export).
+    assert metrics["resumed"] == {"from_epoch": {"feature_extraction": 3, "fine_tune": 3}}
+    with open(output_dir / "history_fine_tune.csv") as handle:
+        # fine_tune:2:saving died after the CSV row of epoch 2, before its
+        # backup: that epoch ran again, and its row is there once.
+        assert len(handle.read().splitlines()) == 1 + SETTINGS["fine_tune_epochs"]
+    assert os.listdir(output_dir / "export") == ["1"]  # The half-written one is gone.
+    assert not (output_dir / "backup").exists()
+    with open(output_dir / "history.csv") as handle:
+        epochs = [int(line.split(",")[1]) for line in handle.read().splitlines()[1:]]
+    assert epochs == list(range(1, SETTINGS["epochs"] + SETTINGS["fine_tune_epochs"] + 1))
+
+
+def test_a_kill_from_outside_mid_phase_resumes(tmp_path):
+    output_dir = tmp_path / "run"
+    command = _command(output_dir, tmp_path / "cache", feature_cache="off",
+                       weights="none", fine_tune_epochs=4)
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    state = output_dir / "backup" / "fine_tune" / "state.json"
+    deadline = time.time() + 300
+    while not state.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    result = _run(command)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = outputs.read_json(str(output_dir / "metrics.json"))
+    assert metrics["phases"]["fine_tune"]["epochs_run"] == 4
+    assert metrics["resumed"]["from_epoch"]["fine_tune"] >= 1
+
+
+def test_a_restart_with_other_settings_is_refused(tmp_path):
+    output_dir, cache_dir = tmp_path / "run", tmp_path / "cache"
+    _killed(_run(_command(output_dir, cache_dir, weights="none"),
+                 kill_at="feature_extraction:1"))
+    for change in ({"model": "vgg16"}, {"image_size": 48}, {"classes": "5,6"}):
+        result = _run(_command(output_dir, cache_dir, weights="none", **change))
+        assert result.returncode != 0
+        key = next(iter(change))
+        assert f"holds a run with {key}=" in result.stderr, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("phase", ["both"])
+def test_a_finished_run_is_never_resumed_or_overwritten(tmp_path, phase):
+    output_dir, cache_dir = tmp_path / "run", tmp_path / "cache"
+    command = _command(output_dir, cache_dir, weights="none", phase=phase)
+    assert _run(command).returncode == 0
+    result = _run(command)
+    assert result.returncode != 0 and "would be overwritten" in result.stderr
