@@ -28,12 +28,24 @@ def _tf_config(ports, index):
                        "task": {"type": "worker", "index": index}})
 
 
-# A task small enough for seconds a run, big enough that its accuracy means
-# something: 20 labels per class, MobileNetV2 at 32 px, a source base
-# pretrained with it (BatchNormalization training under the strategy).
-TASK = {**TINY, "model": "mobilenet_v2", "examples_per_class": 20, "epochs": 2,
-        "fine_tune_epochs": 2, "pretrain_epochs": 2, "source_examples_per_class": 20,
-        "batch_size": 8}
+# VGG16 (no BatchNormalization, quick to trace) at 32 px on two classes, one
+# global batch of 16 per epoch, no dropout: the runs of one, two replicas and
+# two workers see the same global batches, so their results agree to
+# float rounding, not just within noise.
+TASK = {**TINY, "model": "vgg16", "classes": "5,6", "examples_per_class": 8,
+        "source_examples_per_class": 8, "epochs": 2, "fine_tune_epochs": 1,
+        "pretrain_epochs": 1, "dropout": 0, "batch_size": 8}
+
+
+def _same_result(a, b):
+    """The same losses to float rounding, every phase's first epoch (later
+    ones drift further: Adam divides by the root of tiny second moments,
+    which magnifies rounding), and close validation losses."""
+    runs = [{"source_pretrain": run["source_pretrain"], **run["phases"]} for run in (a, b)]
+    for phase in runs[0]:
+        first, second = (run[phase]["history"] for run in runs)
+        assert first["loss"][0] == pytest.approx(second["loss"][0], rel=1e-3), phase
+        assert first["val_loss"] == pytest.approx(second["val_loss"], rel=1e-2), phase
 
 
 def _args(**overrides):
@@ -72,8 +84,8 @@ def test_multi_worker_needs_a_shared_output_dir():
 def test_two_workers_train_like_one_process_on_the_global_batch(tmp_path, cache_dir):
     """Two worker processes under MultiWorkerMirroredStrategy: source
     pretraining and both phases. Both exit 0 with bit-identical weights; only
-    the chief writes (the other worker's scratch folder is gone); the
-    accuracy matches one process on the same global batch."""
+    the chief writes (the other worker's scratch folder is gone); the result
+    is that of one process on the same global batch."""
     ports = _free_ports(2)
     output_dir, scratch = tmp_path / "run", tmp_path / "tmp"
     scratch.mkdir()
@@ -100,14 +112,12 @@ def test_two_workers_train_like_one_process_on_the_global_batch(tmp_path, cache_
                 cache_dir=tmp_path / "single_cache")],
         cwd=REPO, text=True, capture_output=True, timeout=600)
     assert single.returncode == 0, single.stderr[-3000:]
-    alone = outputs.read_json(str(tmp_path / "single" / "metrics.json"))
-    assert abs(alone["test"]["accuracy"] - metrics["test"]["accuracy"]) <= 0.1, (
-        alone["test"]["accuracy"], metrics["test"]["accuracy"])
+    _same_result(outputs.read_json(str(tmp_path / "single" / "metrics.json")), metrics)
 
 
 def test_mirrored_over_two_cpu_devices_matches_one_device(tmp_path):
     """MirroredStrategy over two logical CPUs (a fresh process: logical
-    devices are set before TensorFlow initialises) gives the accuracy of one
+    devices are set before TensorFlow initialises) gives the result of one
     device on the same global batch."""
     accuracies = {}
     for name, extra in (("mirrored", ["--strategy=mirrored", "--cpu_replicas=2"]),
@@ -120,5 +130,4 @@ def test_mirrored_over_two_cpu_devices_matches_one_device(tmp_path):
         accuracies[name] = outputs.read_json(str(tmp_path / name / "metrics.json"))
     assert accuracies["mirrored"]["strategy"]["replicas"] == 2
     assert accuracies["mirrored"]["strategy"]["global_batch_size"] == 2 * TASK["batch_size"]
-    assert abs(accuracies["mirrored"]["test"]["accuracy"]
-               - accuracies["one"]["test"]["accuracy"]) <= 0.1
+    _same_result(accuracies["mirrored"], accuracies["one"])

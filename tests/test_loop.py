@@ -112,3 +112,12 @@ def test_a_finished_phase_restores_without_training(tmp_path):
     history, *_ = _phase(again, tmp_path / "done", 2, tmp_path)
     assert len(history["loss"]) == 2
     assert _same_weights(model, again)
+
+
+def test_xla_compiled_steps_train_as_the_plain_ones():
+    data = _data()
+    plain, compiled = _model(dropout=0.0), _model(dropout=0.0)
+    loop.Loop(plain, tf.distribute.get_strategy()).fit(data, epochs=2)
+    loop.Loop(compiled, tf.distribute.get_strategy(), jit_compile=True).fit(data, epochs=2)
+    for a, b in zip(plain.get_weights(), compiled.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

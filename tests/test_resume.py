@@ -19,9 +19,10 @@ import pytest
 from conftest import REPO, TINY
 from keras_transfer import faults, outputs
 
-SETTINGS = {**TINY, "model": "mobilenet_v2", "examples_per_class": 10, "epochs": 3,
-            "fine_tune_epochs": 3, "pretrain_epochs": 2, "early_stopping_patience": 0,
-            "batch_size": 8, "verbose": 2}
+SETTINGS = {**TINY, "model": "vgg16", "classes": "5,6", "examples_per_class": 8,
+            "source_examples_per_class": 8, "epochs": 2, "fine_tune_epochs": 2,
+            "pretrain_epochs": 2, "early_stopping_patience": 0, "batch_size": 8,
+            "verbose": 2}
 
 
 def _command(output_dir, cache_dir, **overrides):
@@ -44,16 +45,20 @@ def _killed(result):
 
 
 def test_killed_at_every_stage_the_same_command_finishes_the_run(tmp_path):
-    """Killed during source pretraining, phase 1, phase 2 (once mid-save),
-    and the export; each restart continues, and the finished run has every
-    phase's epochs exactly once."""
+    """Killed during source pretraining, phase 1, phase 2 (while saving its
+    backup) and the export; each restart continues, a restart with other
+    settings is refused, and the finished run has every phase's epochs
+    exactly once and is never resumed again."""
     output_dir, cache_dir = tmp_path / "run", tmp_path / "cache"
     command = _command(output_dir, cache_dir)
     _killed(_run(command, kill_at="source_pretrain:1"))
-    for point in ("feature_extraction:2", "fine_tune:1", "fine_tune:2:saving", "export"):
+    other = _run(_command(output_dir, cache_dir, image_size=48))
+    assert other.returncode != 0 and "holds a run with image_size=32" in other.stderr
+    for point in ("feature_extraction:1", "fine_tune:2:saving", "export"):
         result = _run(command, kill_at=point)
         _killed(result)
         assert "resuming the interrupted run" in result.stdout
+    assert "phase fine_tune resumed after epoch 1" in result.stdout
     assert any(name.startswith(".staging-") for name in os.listdir(output_dir / "export"))
     result = _run(command)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -64,7 +69,7 @@ def test_killed_at_every_stage_the_same_command_finishes_the_run(tmp_path):
     assert phases["fine_tune"]["epochs_run"] == SETTINGS["fine_tune_epochs"]
     assert phases["fine_tune"]["first_epoch"] == SETTINGS["epochs"]
     # The last restart found both phases finished (the kill came in the export).
-    assert metrics["resumed"] == {"from_epoch": {"feature_extraction": 3, "fine_tune": 3}}
+    assert metrics["resumed"] == {"from_epoch": {"feature_extraction": 2, "fine_tune": 2}}
     with open(output_dir / "history_fine_tune.csv") as handle:
         # fine_tune:2:saving died after the CSV row of epoch 2, before its
         # backup: that epoch ran again, and its row is there once.
@@ -74,12 +79,14 @@ def test_killed_at_every_stage_the_same_command_finishes_the_run(tmp_path):
     with open(output_dir / "history.csv") as handle:
         epochs = [int(line.split(",")[1]) for line in handle.read().splitlines()[1:]]
     assert epochs == list(range(1, SETTINGS["epochs"] + SETTINGS["fine_tune_epochs"] + 1))
+    again = _run(command)
+    assert again.returncode != 0 and "would be overwritten" in again.stderr
 
 
 def test_a_kill_from_outside_mid_phase_resumes(tmp_path):
     output_dir = tmp_path / "run"
-    command = _command(output_dir, tmp_path / "cache", feature_cache="off",
-                       weights="none", fine_tune_epochs=4)
+    command = _command(output_dir, tmp_path / "cache", weights="none", epochs=0,
+                       fine_tune_epochs=4)
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     state = output_dir / "backup" / "fine_tune" / "state.json"
@@ -96,21 +103,11 @@ def test_a_kill_from_outside_mid_phase_resumes(tmp_path):
     assert metrics["resumed"]["from_epoch"]["fine_tune"] >= 1
 
 
-def test_a_restart_with_other_settings_is_refused(tmp_path):
-    output_dir, cache_dir = tmp_path / "run", tmp_path / "cache"
-    _killed(_run(_command(output_dir, cache_dir, weights="none"),
-                 kill_at="feature_extraction:1"))
-    for change in ({"model": "vgg16"}, {"image_size": 48}, {"classes": "5,6"}):
-        result = _run(_command(output_dir, cache_dir, weights="none", **change))
-        assert result.returncode != 0
-        key = next(iter(change))
-        assert f"holds a run with {key}=" in result.stderr, result.stderr[-2000:]
-
-
-@pytest.mark.parametrize("phase", ["both"])
-def test_a_finished_run_is_never_resumed_or_overwritten(tmp_path, phase):
-    output_dir, cache_dir = tmp_path / "run", tmp_path / "cache"
-    command = _command(output_dir, cache_dir, weights="none", phase=phase)
-    assert _run(command).returncode == 0
-    result = _run(command)
-    assert result.returncode != 0 and "would be overwritten" in result.stderr
+@pytest.mark.parametrize("key, other", [("model", "resnet50"), ("classes", ["5", "7"]),
+                                        ("image_size", 48), ("weights", "none")])
+def test_a_restart_with_other_settings_is_refused(key, other):
+    interrupted = {"model": "vgg16", "classes": ["5", "6"], "image_size": 32,
+                   "weights": "auto"}
+    with pytest.raises(outputs.OutputDirError, match=f"holds a run with {key}="):
+        outputs.check_compatible(interrupted, {**interrupted, key: other}, "run",
+                                 outputs.RESUME_KEYS)
