@@ -1,7 +1,9 @@
 """The `tf.distribute` strategy factory."""
 
+import hashlib
 import json
 import os
+import tempfile
 
 import tensorflow as tf
 
@@ -81,6 +83,26 @@ def is_chief(strategy):
         return True
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def worker_scratch_dir(strategy, output_dir):
+    """A worker's (not the chief's) scratch folder: named by its task and the
+    run, so a restarted worker clears what a killed one left."""
+    resolver = strategy.cluster_resolver
+    digest = hashlib.sha256(os.path.abspath(output_dir).encode()).hexdigest()[:12]
+    return os.path.join(tempfile.gettempdir(), f"keras_transfer-{resolver.task_type}"
+                        f"{resolver.task_id}-{digest}")
+
+
+# What a collective raises when a peer died or stopped answering.
+CLUSTER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                  tf.errors.AbortedError, tf.errors.CancelledError)
+
+
+def cluster_failure_message(error):
+    return (f"the cluster lost a worker ({type(error).__name__}: "
+            f"{str(error).splitlines()[0][:300]}). Restart every worker with the same "
+            "command and --output_dir: the run continues from its last backup")
 
 
 def make_strategy(name, cpu_replicas=0):

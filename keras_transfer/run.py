@@ -7,7 +7,6 @@ folder) is checked before the first epoch and before anything is written.
 import os
 import platform
 import shutil
-import tempfile
 import time
 
 import keras
@@ -84,7 +83,7 @@ def _versions():
             "keras": keras.__version__, "python": platform.python_version()}
 
 
-def _prepare(config, writes):
+def _prepare(config, strategy, writes):
     """Loads the data and checks every setting; creates the output folder last.
 
     On a multi-worker worker that is not the chief (`writes` False) the
@@ -99,7 +98,9 @@ def _prepare(config, writes):
     if writes:
         output_dir, state = outputs.create_output_dir(config)
     else:
-        output_dir, state = tempfile.mkdtemp(prefix="keras_transfer-worker-"), "worker"
+        output_dir, state = distribute.worker_scratch_dir(strategy, config.output_dir), "worker"
+        shutil.rmtree(output_dir, ignore_errors=True)
+        os.makedirs(output_dir)
     run_config = {**config.to_dict(), "image_size": image_size, "output_dir": output_dir,
                   "unfreeze_resolved": unfreeze}
     previous = None
@@ -169,10 +170,14 @@ def run(config):
     strategy = distribute.make_strategy(config.strategy, config.cpu_replicas)
     writes = distribute.is_chief(strategy)
     data, image_size, resolved, output_dir, run_config, previous, state = _prepare(
-        config, writes)
+        config, strategy, writes)
     try:
         return _run(config, strategy, data, image_size, resolved, output_dir, run_config,
                     previous, state, started)
+    except distribute.CLUSTER_ERRORS as error:
+        if config.strategy != "multi_worker":
+            raise
+        raise distribute.StrategyError(distribute.cluster_failure_message(error)) from None
     finally:
         if not writes:
             shutil.rmtree(output_dir, ignore_errors=True)

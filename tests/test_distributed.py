@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -81,35 +82,59 @@ def test_multi_worker_needs_a_shared_output_dir():
         config_lib.RunConfig(strategy="multi_worker")
 
 
-def test_two_workers_train_like_one_process_on_the_global_batch(tmp_path, cache_dir):
+def test_two_workers_survive_a_dead_worker_and_train_like_one_process(tmp_path):
     """Two worker processes under MultiWorkerMirroredStrategy: source
-    pretraining and both phases. Both exit 0 with bit-identical weights; only
-    the chief writes (the other worker's scratch folder is gone); the result
-    is that of one process on the same global batch."""
+    pretraining and both phases. Worker 1 is killed during fine-tuning: the
+    chief stops within the collective timeout with a message, not a hang.
+    Both restarted, they continue from the chief's backup and exit 0 with
+    bit-identical weights; only the chief wrote outputs (the worker's scratch
+    folder is gone); the result is that of one process on the same global
+    batch."""
     ports = _free_ports(2)
     output_dir, scratch = tmp_path / "run", tmp_path / "tmp"
     scratch.mkdir()
     common = _args(strategy="multi_worker", output_dir=output_dir,
-                   cache_dir=tmp_path / "cache")
-    workers = [_start(common, {"TF_CONFIG": _tf_config(ports, index), "TMPDIR": str(scratch)})
-               for index in range(2)]
+                   cache_dir=tmp_path / "cache", fine_tune_epochs=3)
+
+    def start_workers():
+        return [_start(common, {"TF_CONFIG": _tf_config(ports, index),
+                                "TMPDIR": str(scratch)}) for index in range(2)]
+
+    workers = start_workers()
+    state = output_dir / "backup" / "fine_tune" / "state.json"
+    deadline = time.time() + 600
+    while not state.exists() and workers[0].poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    workers[1].kill()
+    killed_at = time.time()
+    chief_console = workers[0].communicate(timeout=distribute.COLLECTIVE_TIMEOUT_SECONDS + 60)[0]
+    assert workers[0].returncode != 0
+    assert time.time() - killed_at < distribute.COLLECTIVE_TIMEOUT_SECONDS + 30
+    assert "the cluster lost a worker" in chief_console, chief_console[-3000:]
+    workers[1].communicate()
+
+    workers = start_workers()
     consoles = [worker.communicate(timeout=600)[0] for worker in workers]
     for worker, console in zip(workers, consoles):
         assert worker.returncode == 0, console[-4000:]
+        assert "phase fine_tune resumed after epoch" in console
     assert _fingerprint(consoles[0]) == _fingerprint(consoles[1])
-    assert list(scratch.iterdir()) == []  # The worker removed its scratch folder.
+    # The worker's scratch folder is gone, the killed one's too (autograph's
+    # generated sources are TensorFlow's own).
+    assert [path.name for path in scratch.iterdir()
+            if path.name.startswith("keras_transfer-")] == []
     metrics = outputs.read_json(str(output_dir / "metrics.json"))
     assert metrics["strategy"] == {"name": "multi_worker", "replicas": 2,
                                    "global_batch_size": 2 * TASK["batch_size"]}
-    assert metrics["source_pretrain"] is not None
+    assert metrics["resumed"]["from_epoch"]["fine_tune"] >= 1
     assert set(metrics["phases"]) == {"feature_extraction", "fine_tune"}
-    assert os.path.isdir(output_dir / "export" / "1")
+    assert os.listdir(output_dir / "export") == ["1"]
     assert not os.path.exists(output_dir / "backup")  # Removed once finished.
 
     single = subprocess.run(
         [sys.executable, "-m", "keras_transfer.main",
          *_args(batch_size=2 * TASK["batch_size"], output_dir=tmp_path / "single",
-                cache_dir=tmp_path / "single_cache")],
+                cache_dir=tmp_path / "single_cache", fine_tune_epochs=3)],
         cwd=REPO, text=True, capture_output=True, timeout=600)
     assert single.returncode == 0, single.stderr[-3000:]
     _same_result(outputs.read_json(str(tmp_path / "single" / "metrics.json")), metrics)

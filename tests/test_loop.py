@@ -115,9 +115,15 @@ def test_a_finished_phase_restores_without_training(tmp_path):
 
 
 def test_xla_compiled_steps_train_as_the_plain_ones():
+    """To rounding: the losses, and the trained model's outputs. (Not every
+    weight: the convolution bias before BatchNormalization gets a gradient of
+    rounding noise, which Adam scales up to full steps.)"""
     data = _data()
     plain, compiled = _model(dropout=0.0), _model(dropout=0.0)
-    loop.Loop(plain, tf.distribute.get_strategy()).fit(data, epochs=2)
-    loop.Loop(compiled, tf.distribute.get_strategy(), jit_compile=True).fit(data, epochs=2)
-    for a, b in zip(plain.get_weights(), compiled.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    expected = loop.Loop(plain, tf.distribute.get_strategy()).fit(data, epochs=2)
+    history = loop.Loop(compiled, tf.distribute.get_strategy(), jit_compile=True).fit(
+        data, epochs=2)
+    np.testing.assert_allclose(history["loss"], expected["loss"], rtol=1e-4)
+    images = np.concatenate([batch[0] for batch in data.as_numpy_iterator()])
+    np.testing.assert_allclose(compiled.predict(images, verbose=0),
+                               plain.predict(images, verbose=0), atol=5e-3)
