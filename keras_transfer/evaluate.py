@@ -1,6 +1,7 @@
 """Test-split evaluation: predictions once, then every number from them."""
 
 import time
+import weakref
 
 import keras
 import numpy as np
@@ -13,39 +14,44 @@ CALIBRATION_BINS = 10
 CONFUSED_PAIRS = 5
 
 
-# The traced forward pass of the model evaluated last: a run evaluates the
-# same model up to three times in a row (before and after each phase), and
-# eager calls cost seconds. Only one is kept, so at most one old model stays
-# alive.
-_FORWARD = {"model": None, "function": None}
+# The traced forward pass of each live model: a run evaluates the same model
+# up to three times (before and after each phase), and eager calls cost
+# seconds. Weak keys: a model that is dropped takes its function with it.
+_FORWARD = weakref.WeakKeyDictionary()
 
 
 def _forward(model, channels):
-    if _FORWARD["model"] is not model:
+    if model not in _FORWARD:
         # A plain call, not predict_on_batch: under MirroredStrategy the latter
         # hands every replica the whole batch and returns each one's copy. One
         # signature with a free batch size: the last, smaller batch does not
         # trace again.
-        _FORWARD["function"] = tf.function(
+        _FORWARD[model] = tf.function(
             lambda images: model(images, training=False),
             input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32)])
-        _FORWARD["model"] = model
-    return _FORWARD["function"]
+    return _FORWARD[model]
 
 
-def predict(model, dataset, verbose=0):
-    """Returns (labels, probabilities) over a batched (images, one-hot) dataset."""
-    labels, probabilities = [], []
+def outputs_over(model, dataset, verbose=0):
+    """Runs `model` once over a batched (images, one-hot) dataset; returns
+    (outputs, one-hot labels) as float32 arrays."""
+    outputs, labels = [], []
     steps = int(dataset.cardinality())
     progress = keras.utils.Progbar(steps if steps > 0 else None, verbose=verbose,
                                    unit_name="batch") if verbose else None
     for step, (images, one_hot) in enumerate(dataset):
-        forward = _forward(model, images.shape[-1])
-        probabilities.append(keras.ops.convert_to_numpy(forward(images)))
-        labels.append(np.argmax(one_hot.numpy(), axis=1))
+        outputs.append(keras.ops.convert_to_numpy(_forward(model, images.shape[-1])(images)))
+        labels.append(one_hot.numpy())
         if progress:
             progress.update(step + 1)
-    return np.concatenate(labels), np.concatenate(probabilities).astype(np.float64)
+    return (np.concatenate(outputs).astype(np.float32),
+            np.concatenate(labels).astype(np.float32))
+
+
+def predict(model, dataset, verbose=0):
+    """Returns (labels, probabilities) over a batched (images, one-hot) dataset."""
+    probabilities, one_hot = outputs_over(model, dataset, verbose)
+    return np.argmax(one_hot, axis=1), probabilities.astype(np.float64)
 
 
 class _DecodedFiles:

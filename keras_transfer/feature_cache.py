@@ -20,6 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_transfer import evaluate
+
 # Layers of `model.build_classifier` after the pooled features.
 HEAD_LAYERS = ("dropout", "classifier")
 FEATURE_LAYER = "pool"
@@ -46,17 +48,7 @@ def record(trunk, dataset, verbose=0):
 
     Returns (features float32 N x D, one-hot labels N x C).
     """
-    features, labels = [], []
-    steps = int(dataset.cardinality())
-    progress = keras.utils.Progbar(steps if steps > 0 else None, verbose=verbose,
-                                   unit_name="batch") if verbose else None
-    for step, (images, one_hot) in enumerate(dataset):
-        features.append(keras.ops.convert_to_numpy(trunk(images, training=False)))
-        labels.append(one_hot.numpy())
-        if progress:
-            progress.update(step + 1)
-    return (np.concatenate(features).astype(np.float32),
-            np.concatenate(labels).astype(np.float32))
+    return evaluate.outputs_over(trunk, dataset, verbose)
 
 
 def feature_dataset(features, labels, *, batch_size, training=False, seed=0):
@@ -129,16 +121,17 @@ def phase_one_inputs(classifier, data, config, ctx, resolved, log):
     folder = os.path.join(weights.cache_root(config), "features", f"{config.model}-{key}")
     with ctx["strategy"].scope():  # Keras models keep the strategy they are built in.
         trunk, head = trunk_of(classifier), head_of(classifier)
-    recorded = {}
+    recorded, reused = {}, []
     for split in ("train", "validation"):
         pixels = pipeline.make_dataset(
             getattr(data, split), num_classes=data.num_classes,
             batch_size=ctx["global_batch"], image_size=ctx["image_size"],
             channels=data.channels)
-        features, labels, reused = load_or_record(
+        features, labels, was_cached = load_or_record(
             os.path.join(folder, f"{split}.npz"), trunk, pixels, config.verbose)
         recorded[split] = (features, labels)
-    log(("reusing the base features recorded" if reused else "recorded the base features")
+        reused.append(was_cached)
+    log(("reusing the base features recorded" if all(reused) else "recorded the base features")
         + f" of the train and validation splits ({features.shape[1]} per image, {folder}); "
         "phase 1 trains the head on them")
     return {

@@ -83,14 +83,14 @@ def test_multi_worker_needs_a_shared_output_dir():
         config_lib.RunConfig(strategy="multi_worker")
 
 
-def test_two_workers_survive_a_dead_worker_and_train_like_one_process(tmp_path):
+def test_two_workers_survive_a_dead_worker_and_train_like_one_device(tmp_path):
     """Two worker processes under MultiWorkerMirroredStrategy: source
     pretraining and both phases. Worker 1 is killed during fine-tuning: the
     chief stops within the collective timeout with a message, not a hang.
     Both restarted, they continue from the chief's backup and exit 0 with
     bit-identical weights; only the chief wrote outputs (the worker's scratch
-    folder is gone); the result is that of one process on the same global
-    batch."""
+    folder is gone); the result is that of one device, and of two mirrored
+    devices, on the same global batch."""
     ports = _free_ports(2)
     output_dir, scratch = tmp_path / "run", tmp_path / "tmp"
     scratch.mkdir()
@@ -132,28 +132,19 @@ def test_two_workers_survive_a_dead_worker_and_train_like_one_process(tmp_path):
     assert os.listdir(output_dir / "export") == ["1"]
     assert not os.path.exists(output_dir / "backup")  # Removed once finished.
 
-    single = subprocess.run(
-        [sys.executable, "-m", "keras_transfer.main",
-         *_args(batch_size=2 * TASK["batch_size"], output_dir=tmp_path / "single",
-                cache_dir=tmp_path / "single_cache", fine_tune_epochs=3)],
-        cwd=REPO, text=True, capture_output=True, timeout=600)
-    assert single.returncode == 0, single.stderr[-3000:]
-    _same_result(outputs.read_json(str(tmp_path / "single" / "metrics.json")), metrics)
-
-
-def test_mirrored_over_two_cpu_devices_matches_one_device(tmp_path):
-    """MirroredStrategy over two logical CPUs (a fresh process: logical
-    devices are set before TensorFlow initialises) gives the result of one
-    device on the same global batch."""
-    accuracies = {}
-    for name, extra in (("mirrored", ["--strategy=mirrored", "--cpu_replicas=2"]),
-                        ("one", [f"--batch_size={2 * TASK['batch_size']}"])):
+    # The same global batch on one device, and on two mirrored logical CPU
+    # devices (a fresh process: they are set before TensorFlow initialises).
+    results = {}
+    for name, extra in (("one", {"batch_size": 2 * TASK["batch_size"]}),
+                        ("mirrored", {"strategy": "mirrored", "cpu_replicas": 2})):
         result = subprocess.run(
-            [sys.executable, "-m", "keras_transfer.main", *_args(),
-             f"--output_dir={tmp_path / name}", f"--cache_dir={tmp_path / 'cache'}", *extra],
+            [sys.executable, "-m", "keras_transfer.main",
+             *_args(output_dir=tmp_path / name, cache_dir=tmp_path / f"cache_{name}",
+                    fine_tune_epochs=3, **extra)],
             cwd=REPO, text=True, capture_output=True, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
-        accuracies[name] = outputs.read_json(str(tmp_path / name / "metrics.json"))
-    assert accuracies["mirrored"]["strategy"]["replicas"] == 2
-    assert accuracies["mirrored"]["strategy"]["global_batch_size"] == 2 * TASK["batch_size"]
-    _same_result(accuracies["mirrored"], accuracies["one"])
+        results[name] = outputs.read_json(str(tmp_path / name / "metrics.json"))
+    assert results["mirrored"]["strategy"] == {"name": "mirrored", "replicas": 2,
+                                               "global_batch_size": 2 * TASK["batch_size"]}
+    _same_result(results["one"], metrics)
+    _same_result(results["one"], results["mirrored"])

@@ -135,13 +135,16 @@ def test_pretrain_then_weights_path(tmp_path, cache_dir):
     assert list(pretrained["phases"]) == ["pretrain"]
     weights_file = str(tmp_path / "pre" / "base.weights.h5")
     # The options a real run combines, on the same small budget.
+    # Both phases under mixed precision (bfloat16 on a CPU) with the base frozen.
     metrics = run_lib.run(_config(tmp_path, cache_dir, weights=weights_file,
-                                  phase="feature_extraction", augment=("rotation", "zoom"),
+                                  phase="both", augment=("rotation", "zoom"),
                                   class_weight="balanced", label_smoothing=0.1, l2=1e-4,
                                   mixed_precision=True))
     assert metrics["weights"]["kind"] == "file"
     assert metrics["weights"]["load"] == weights_file
     assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
+    assert all(value is not None for phase in metrics["phases"].values()
+               for value in phase["history"]["loss"])  # No NaN in reduced precision.
     import keras
     assert keras.mixed_precision.global_policy().name == "float32"  # Restored.
 
