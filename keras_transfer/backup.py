@@ -21,7 +21,7 @@ import time
 
 import keras
 
-from keras_transfer import faults
+from keras_transfer import faults, outputs
 
 STATE_FILE = "state.json"
 
@@ -118,7 +118,7 @@ class PhaseBackup(keras.callbacks.Callback):
         faults.reached(f"{self.phase}:{epoch + 1 - self.first_epoch}:saving")
         os.replace(temporary, os.path.join(self.folder, name))
         previous = read_state(self.folder)
-        _write_json(os.path.join(self.folder, STATE_FILE), {
+        outputs.write_json(os.path.join(self.folder, STATE_FILE), {
             "epoch": epoch + 1,
             "finished": bool(self.model.stop_training) or epoch + 1 >= self.params["epochs"],
             "weights": name,
@@ -153,13 +153,6 @@ def _keep_csv_rows(path, rows):
         handle.seek(0)
         handle.writelines(lines)
         handle.truncate()
-
-
-def _write_json(path, data):
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(data, handle)
-    os.replace(temporary, path)
 
 
 def _remove(path):
