@@ -95,6 +95,13 @@ def source_cache_file(config, image_size):
         "pretrain_learning_rate": config.scratch_learning_rate,
         "batch_size": config.batch_size,
         "augment": list(config.augment),
+        # The rest of what shapes the pretrained weights: the head's
+        # regularisation, the loss, and which epoch is kept.
+        "dropout": config.dropout,
+        "l2": config.l2,
+        "label_smoothing": config.label_smoothing,
+        "monitor": config.monitor,
+        "early_stopping_patience": config.early_stopping_patience,
         "seed": config.seed,
         "version": keras_transfer.__version__,
     }
