@@ -113,10 +113,10 @@ class PhaseBackup(keras.callbacks.Callback):
             return
         os.makedirs(self.folder, exist_ok=True)
         name = f"epoch-{epoch + 1}.weights.h5"
-        temporary = os.path.join(self.folder, f".tmp-{os.getpid()}.weights.h5")
-        self.model.save_weights(temporary)
-        faults.reached(f"{self.phase}:{epoch + 1 - self.first_epoch}:saving")
-        os.replace(temporary, os.path.join(self.folder, name))
+        outputs.save_weights_atomically(
+            self.model, os.path.join(self.folder, name),
+            before_rename=lambda: faults.reached(
+                f"{self.phase}:{epoch + 1 - self.first_epoch}:saving"))
         previous = read_state(self.folder)
         outputs.write_json(os.path.join(self.folder, STATE_FILE), {
             "epoch": epoch + 1,

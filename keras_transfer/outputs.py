@@ -77,6 +77,19 @@ def write_json(path, data):
     os.replace(temporary, path)
 
 
+def save_weights_atomically(model, path, before_rename=None):
+    """Writes `model`'s weights to `path` (a `.weights.h5` file) under a
+    temporary name in the same folder, then renames it into place: a reader,
+    or the next run after a kill, never finds a half-written file.
+    `before_rename` runs between the two (a fault-injection point)."""
+    folder, name = os.path.split(path)
+    temporary = os.path.join(folder, f".tmp-{os.getpid()}-{name}")
+    model.save_weights(temporary)
+    if before_rename is not None:
+        before_rename()
+    os.replace(temporary, path)
+
+
 def read_json(path):
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)

@@ -7,7 +7,7 @@ import os
 import shutil
 
 from keras_transfer import model as model_lib
-from keras_transfer import pipeline, train
+from keras_transfer import outputs, pipeline, train
 
 BASE_WEIGHTS_FILE = "base.weights.h5"
 
@@ -54,9 +54,7 @@ def train_from_scratch(name, data, *, config, strategy, image_size, global_batch
 
 def save_base_weights(classifier, path):
     """Saves the base's weights (what `--weights=PATH` loads), atomically."""
-    temporary = f"{path[:-len('.weights.h5')]}.tmp-{os.getpid()}.weights.h5"
-    model_lib.base_of(classifier).save_weights(temporary)
-    os.replace(temporary, path)
+    outputs.save_weights_atomically(model_lib.base_of(classifier), path)
 
 
 def pretrain_source_base(source_data, path, *, config, strategy, image_size, global_batch,

@@ -9,7 +9,7 @@ from typing import Optional
 import keras
 import numpy as np
 
-from keras_transfer import backup as backup_lib
+from keras_transfer import backup as backup_lib, outputs
 from keras_transfer import callbacks as callbacks_lib
 from keras_transfer import loop as loop_lib
 
@@ -185,7 +185,7 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
     if fitted is not model:
         # The head's own best stays beside it: a resumed run that finds this
         # phase finished restores its best epoch from there.
-        _save_weights_atomically(model, checkpoint)
+        outputs.save_weights_atomically(model, checkpoint)
     # else: no epoch had a finite monitor, so no checkpoint was written; the
     # weights stay as they ended and best_value None marks the phase diverged.
     return PhaseResult(
@@ -205,12 +205,6 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
         validation_confusion_matrix=None if best is None else report.matrices[best],
         resumed_from_epoch=backup.resumed_from,
     )
-
-
-def _save_weights_atomically(model, path):
-    temporary = f"{path[:-len('.weights.h5')]}.tmp-{os.getpid()}.weights.h5"
-    model.save_weights(temporary)
-    os.replace(temporary, path)
 
 
 def _finite_or_none(value):
