@@ -43,9 +43,9 @@ class RunConfig:
     batch_size: int = 32
     epochs: int = 10
     learning_rate: float = 1e-3
-    fine_tune_epochs: int = 5
+    fine_tune_epochs: int = 4
     fine_tune_learning_rate: float = 1e-4
-    pretrain_epochs: int = 8
+    pretrain_epochs: int = 5
     pretrain_learning_rate: Optional[float] = None
     unfreeze: str = "auto"
     dropout: float = 0.2
