@@ -14,6 +14,9 @@ import argparse
 import os
 import tempfile
 
+import keras_transfer  # noqa: F401  (turns oneDNN on before TensorFlow loads)
+from table import markdown
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -40,10 +43,11 @@ def main():
                 **base, feature_cache=cache, output_dir=os.path.join(workdir, cache)))
             rows.append((cache, metrics["timings"]["feature_extraction"],
                          metrics["test"]["accuracy"]))
-    print(f"\nPhase 1, {args.model} at {size} px, {args.epochs} epochs, digits 5-9")
-    print(f"{'feature_cache':>14} {'phase 1 s':>10} {'speed-up':>9} {'test accuracy':>14}")
-    for cache, seconds, accuracy in rows:
-        print(f"{cache:>14} {seconds:>10.1f} {rows[0][1] / seconds:>8.1f}x {accuracy:>14.4f}")
+    print(f"\nPhase 1 of {args.model} at {size} px, {args.epochs} epochs, digits 5-9 "
+          "(source base cached beforehand)\n")
+    print(markdown(["--feature_cache", "phase 1 s", "speed-up", "test accuracy"],
+                   [[f"`{cache}`", f"{seconds:.1f}", f"{rows[0][1] / seconds:.1f}x",
+                     f"{accuracy:.4f}"] for cache, seconds, accuracy in rows]))
 
 
 if __name__ == "__main__":

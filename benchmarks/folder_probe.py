@@ -14,6 +14,8 @@ import resource
 import sys
 import time
 
+import keras_transfer  # noqa: F401  (turns oneDNN on before TensorFlow loads)
+
 
 def write_folder(root, count, size=16):
     from PIL import Image

@@ -12,6 +12,9 @@ import argparse
 import os
 import time
 
+import keras_transfer  # noqa: F401  (turns oneDNN on before TensorFlow loads)
+from table import markdown
+
 # Multiply-adds per image at 224 x 224 (the Keras Applications papers' counts).
 MACS_AT_224 = {"vgg16": 15.5e9, "resnet50": 4.1e9, "mobilenet_v2": 0.30e9,
                "efficientnet_b0": 0.39e9}
@@ -64,14 +67,16 @@ def main():
     names = ("vgg16", "resnet50") if args.quick else tuple(MACS_AT_224)
     peak = matmul_peak()
     scale = (args.image_size / 224) ** 2
-    print(f"\nmatmul peak (float32, 2048^2): {peak / 1e9:.1f} GFLOP/s")
-    print(f"Forward pass at {args.image_size} px, batch {args.batch_size}")
-    print(f"{'model':>16} {'img/s':>8} {'GFLOP/img':>10} {'GFLOP/s':>9} {'of peak':>8}")
+    rows = []
     for name in names:
         rate = forward_rate(name, args.image_size, args.batch_size, 2 if args.quick else 4)
         flops = 2 * MACS_AT_224[name] * scale
-        print(f"{name:>16} {rate:>8.1f} {flops / 1e9:>10.2f} {rate * flops / 1e9:>9.1f} "
-              f"{rate * flops / peak:>8.0%}")
+        rows.append([name, f"{rate:.1f}", f"{flops / 1e9:.2f}",
+                     f"{rate * flops / 1e9:.1f}", f"{rate * flops / peak:.0%}"])
+    print(f"\nForward pass of the frozen base at {args.image_size} px, batch "
+          f"{args.batch_size}; float32 matmul peak (2048^2) measured in the same run: "
+          f"{peak / 1e9:.1f} GFLOP/s\n")
+    print(markdown(["model", "images/s", "GFLOP/image", "GFLOP/s", "of peak"], rows))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ import sys
 import tempfile
 import time
 
+import keras_transfer  # noqa: F401  (turns oneDNN on before TensorFlow loads)
+from table import markdown
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -98,16 +101,20 @@ def main():
         scale = folder_scale(sizes, workdir)
         write_photos(os.path.join(workdir, "photos"), photos)
         delivered = pipeline_rate(os.path.join(workdir, "photos"), batch)
-    print("\nFolder scale (16x16 PNGs, pipeline at 64 px, one epoch of the train split)")
-    print(f"{'images':>8} {'check s':>8} {'epoch s':>8} {'img/s':>8} {'peak MB':>8}")
-    for row in scale:
-        print(f"{row['images']:>8} {row['check_seconds']:>8} {row['epoch_seconds']:>8} "
-              f"{row['images_per_second']:>8} {row['peak_rss_mb']:>8}")
-    print("\nPipeline vs fine-tuning step, 224 px, 320x240 JPEG input, batch", batch)
-    print(f"{'model':>10} {'model img/s':>12} {'pipeline img/s':>15} {'ratio':>7}")
+    print("\nFolder scale: 16x16 PNGs, the pre-training check, then one epoch of the "
+          "train split through the pipeline at 64 px, each size in its own process\n")
+    print(markdown(["images", "check s", "epoch s", "images/s", "peak RSS MB"],
+                   [[f"{row['images']:,}", row["check_seconds"], row["epoch_seconds"],
+                     f"{row['images_per_second']:,}", row["peak_rss_mb"]]
+                    for row in scale]))
+    print(f"\nPipeline vs fine-tuning step: 224 px, 320x240 JPEG input, batch {batch}\n")
+    rows = []
     for name in ("vgg16", "resnet50"):
         consumed = model_rate(name, batch, steps)
-        print(f"{name:>10} {consumed:>12.1f} {delivered:>15.1f} {delivered / consumed:>7.1f}")
+        rows.append([name, f"{consumed:.1f}", f"{delivered:.1f}",
+                     f"{delivered / consumed:.1f}x"])
+    print(markdown(["model", "model images/s", "pipeline images/s", "pipeline / model"],
+                   rows))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ import platform
 import tempfile
 import time
 
+import keras_transfer  # noqa: F401  (turns oneDNN on before TensorFlow loads)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
@@ -24,6 +26,7 @@ from PIL import Image  # noqa: E402
 
 from keras_transfer import backbones, export  # noqa: E402
 from keras_transfer import model as model_lib  # noqa: E402
+from table import markdown  # noqa: E402
 
 
 def _arguments():
@@ -34,7 +37,11 @@ def _arguments():
     parser.add_argument("--classes", type=int, default=5)
     parser.add_argument("--calls", type=int, default=300, help="timed calls of each")
     parser.add_argument("--warmup", type=int, default=20, help="untimed calls of each")
-    return parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="50 calls after 5 warm-up")
+    args = parser.parse_args()
+    if args.quick:
+        args.calls, args.warmup = 50, 5
+    return args
 
 
 def _candidates(model, export_path, pixels, png):
@@ -66,13 +73,10 @@ def _measure(candidates, calls, warmup):
 
 def _table(milliseconds, reference="`model.predict(x)`"):
     base = np.median(milliseconds[reference])
-    lines = ["| path | median ms | p90 ms | median vs `model.predict` |",
-             "|---|---|---|---|"]
-    for name, values in milliseconds.items():
-        median = np.median(values)
-        lines.append(f"| {name} | {median:.2f} | {np.percentile(values, 90):.2f} "
-                     f"| {median / base:.2f}x |")
-    return "\n".join(lines)
+    return markdown(
+        ["path", "median ms", "p90 ms", "median vs `model.predict`"],
+        [[name, f"{np.median(values):.2f}", f"{np.percentile(values, 90):.2f}",
+          f"{np.median(values) / base:.2f}x"] for name, values in milliseconds.items()])
 
 
 def main():

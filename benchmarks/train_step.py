@@ -25,6 +25,9 @@ import os
 import tempfile
 import time
 
+import keras_transfer  # noqa: F401  (turns oneDNN on before TensorFlow loads)
+from table import markdown
+
 
 def _bare_step(model, optimizer, loss_fn):
     import tensorflow as tf
@@ -128,10 +131,11 @@ def main():
         tool_rates.append(len(data.train) / timer.seconds[-1])
     bare, tool = float(np.median(bare_rates)), float(np.median(tool_rates))
     print(f"\nFine-tuning {args.model} at {size} px, batch {batch}, {steps} steps an "
-          f"epoch, median of {rounds} alternating rounds")
-    print(f"{'path':>34} {'images/s':>9} {'of bare':>8}")
-    print(f"{'bare tf.function step':>34} {bare:>9.1f} {1:>7.0%}")
-    print(f"{'tool (metrics, callbacks, tf.data)':>34} {tool:>9.1f} {tool / bare:>7.0%}")
+          f"epoch, median of {rounds} alternating rounds\n")
+    print(markdown(["path", "images/s", "of bare"],
+                   [["bare `tf.function` step", f"{bare:.1f}", "100%"],
+                    ["tool (metrics, callbacks, tf.data)", f"{tool:.1f}",
+                     f"{tool / bare:.0%}"]]))
 
 
 if __name__ == "__main__":

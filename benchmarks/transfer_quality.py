@@ -24,6 +24,8 @@ import statistics
 import tempfile
 import time
 
+import keras_transfer  # noqa: F401  (turns oneDNN on before TensorFlow loads)
+
 METHODS = ("scratch", "plain", "ours (head)", "ours (both)")
 
 
