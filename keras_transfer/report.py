@@ -1,6 +1,8 @@
 """`report.md`: the run's metrics.json written for a person, answering three
 questions in order: is it good, where does it fail, did transfer help."""
 
+from keras_transfer import backbones
+
 REPORT_FILE = "report.md"
 WELL_CALIBRATED_ECE = 0.05  # Below this, confidence and accuracy agree.
 MATRIX_TABLE_MAX_CLASSES = 15  # Above this a markdown table is unreadable.
@@ -194,7 +196,41 @@ def _transfer(metrics):
     exported = comparison.get("exported")
     if exported:
         lines += ["", f"In short: {_transfer_answer(exported)}."]
+        if exported["gain"] < 0:
+            lines += _what_to_try(metrics["config"])
     return lines + [""]
+
+
+# Other backbones the ranking command offers next to the run's own.
+_RANK_ALTERNATIVES = ("vgg16", "resnet50", "mobilenet_v2")
+
+
+def _what_to_try(config):
+    """When scratch came out ahead: a ranking command over other starting
+    points on the same data, so the next run is chosen from evidence."""
+    spec = backbones.get(config["model"])
+    cuts = ["top", *list(spec.blocks)[-3:-1]]  # The output, and two blocks lower.
+    models = [config["model"], *[name for name in _RANK_ALTERNATIVES
+                                 if name != config["model"]]]
+    args = [f"--dataset={config.get('dataset', 'digits')}"]
+    for key in ("classes", "examples_per_class", "weights"):
+        value = config.get(key)
+        if value:
+            args.append(f"--{key}={','.join(value) if isinstance(value, (list, tuple)) else value}")
+    args += [f"--models={','.join(models)}", f"--base_layers={','.join(cuts)}"]
+    return [
+        "",
+        "**Transfer did not pay here.** Before training other set-ups, rank them on "
+        "this data from frozen features (LogME, H-score and NLEEP: minutes, not a "
+        "training run each):",
+        "",
+        f"    python -m keras_transfer.rank {' '.join(args)}",
+        "",
+        "and train the backbone it puts first (`--model`). When a cut below the top "
+        "ranks above the top, the base's last layers are too specific to its source: "
+        "fine-tune more of it (`--unfreeze=all`), pretrain on a closer source "
+        "(`--source_dataset`), or start from ImageNet (`--weights=imagenet`).",
+    ]
 
 
 def _transfer_answer(exported):

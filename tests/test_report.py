@@ -168,3 +168,27 @@ def test_one_seed_answer_names_both_scores_and_the_higher():
         "rerun with --repeats=3 to tell that from seed noise")
     tie = repeats.transfer_vs_scratch([_row(0, 0.5, 0.5)])["exported"]
     assert report._transfer_answer(tie).startswith("transfer and scratch scored the same")
+
+
+def test_when_scratch_wins_the_report_says_so_and_gives_a_ranking_command():
+    from absl import flags
+
+    from keras_transfer import rank
+
+    worse = [_row(seed, 0.70 + seed / 100, 0.90) for seed in range(3)]
+    metrics = _metrics([_phase("feature_extraction", 0, [0.5], _summary(0.3), _summary(0.7))],
+                       rows=worse)
+    metrics["config"].update(dataset="digits", classes=["5", "6"], weights="auto")
+    text = report.render(metrics)
+    assert "**Transfer did not pay here.**" in text
+    command = [line.strip() for line in text.splitlines()
+               if line.strip().startswith("python -m keras_transfer.rank")]
+    assert command == ["python -m keras_transfer.rank --dataset=digits --classes=5,6 "
+                       "--weights=auto --models=vgg16,resnet50,mobilenet_v2 "
+                       "--base_layers=top,block3,block4"]
+    # Every flag of the command is one the ranking CLI defines.
+    rank.define_flags()
+    for argument in command[0].split()[3:]:
+        assert argument[2:].split("=")[0] in flags.FLAGS, argument
+    better = [_row(seed, 0.90 + seed / 100, 0.70) for seed in range(3)]
+    assert "did not pay" not in report.render(_metrics([], rows=better))
