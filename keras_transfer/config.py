@@ -16,6 +16,7 @@ WEIGHT_KEYWORDS = ("auto", "imagenet", "none", "source")
 AUGMENTATIONS = ("flip", "rotation", "zoom")
 CLASS_WEIGHTS = ("none", "balanced")
 FEATURE_CACHE = ("auto", "off")
+SCHEDULES = ("cosine", "constant")
 EMBEDDED_DATASETS = ("digits", "fashion_mnist")
 # Validation quantities a phase can keep its best epoch by (Keras log names).
 MONITORS = ("val_loss", "val_accuracy", "val_f1", "val_precision", "val_recall", "val_auc")
@@ -45,6 +46,7 @@ class RunConfig:
     learning_rate: float = 1e-3
     fine_tune_epochs: int = 4
     fine_tune_learning_rate: float = 1e-4
+    fine_tune_schedule: str = "cosine"
     pretrain_epochs: int = 5
     pretrain_learning_rate: Optional[float] = None
     unfreeze: str = "auto"
@@ -174,6 +176,7 @@ def _validate(config):
     _validate_choice("strategy", config.strategy, STRATEGIES)
     _validate_choice("class_weight", config.class_weight, CLASS_WEIGHTS)
     _validate_choice("feature_cache", config.feature_cache, FEATURE_CACHE)
+    _validate_choice("fine_tune_schedule", config.fine_tune_schedule, SCHEDULES)
     _validate_choice("monitor", config.monitor, MONITORS)
     _require(
         config.weights in WEIGHT_KEYWORDS or os.path.isfile(config.weights),

@@ -93,7 +93,8 @@ def _transfer_phases(config, data, resolved, ctx, previous, log):
             _evaluate(classifier, ctx, data, config)[0])
         phases.append(train.run_phase(
             classifier, "fine_tune", epochs=config.fine_tune_epochs,
-            learning_rate=config.fine_tune_learning_rate, first_epoch=first, **common))
+            learning_rate=config.fine_tune_learning_rate,
+            schedule=config.fine_tune_schedule, first_epoch=first, **common))
         phases[-1].test_before = before
         evaluations["fine_tune"] = _evaluate(classifier, ctx, data, config)
         phases[-1].test = evaluate.summary(evaluations["fine_tune"][0])

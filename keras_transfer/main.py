@@ -48,6 +48,10 @@ def define_flags():
     flags.DEFINE_integer("fine_tune_epochs", _default("fine_tune_epochs"), "Fine-tune epochs.")
     flags.DEFINE_float("fine_tune_learning_rate", _default("fine_tune_learning_rate"),
                        "Fine-tune learning rate (10-100x below learning_rate).")
+    flags.DEFINE_enum("fine_tune_schedule", _default("fine_tune_schedule"),
+                      config_lib.SCHEDULES, "cosine: the fine-tune rate decays from "
+                      "--fine_tune_learning_rate to 0 along a half cosine over the "
+                      "phase's steps; constant: it stays.")
     flags.DEFINE_integer("pretrain_epochs", _default("pretrain_epochs"),
                          "Epochs of training from scratch (pretrain, source task).")
     flags.DEFINE_float("pretrain_learning_rate", None,

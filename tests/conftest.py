@@ -1,6 +1,8 @@
 """Shared test set-up: offline, quiet TensorFlow, absl flags parsed once."""
 
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
 
@@ -38,6 +40,29 @@ def pytest_configure(config):
 def cache_dir(tmp_path_factory):
     """One source-pretrained-base cache for the whole session."""
     return str(tmp_path_factory.mktemp("source_cache"))
+
+
+def built_once(tmp_path_factory, name, build):
+    """A folder `build(folder)` fills once per test session, however many
+    pytest-xdist workers ask for it; returns its path.
+
+    For a module fixture that is a whole training run: each worker running
+    one of its tests would otherwise repeat the run. The first worker builds
+    under a lock in the temporary folder all workers share; the others wait
+    and reuse it. Only for folders the tests then read without changing.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # The session's folder, above each worker's own.
+    folder = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".built").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # A failed attempt's.
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
 
 
 def run_python(code_or_args, env=None, timeout=300):

@@ -24,6 +24,7 @@ from keras_transfer import config as config_lib
         (dict(classes=("5",)), "classes", "'5'"),
         (dict(phase="pretrain", weights="imagenet"), "weights", "'imagenet'"),
         (dict(monitor="val_top5"), "monitor", "'val_top5'"),
+        (dict(fine_tune_schedule="linear"), "fine_tune_schedule", "'linear'"),
         (dict(repeats=0), "repeats", "0"),
         (dict(phase="fine_tune", repeats=2), "repeats", "2"),
     ],

@@ -1,14 +1,16 @@
 """Whole runs on the embedded digits: both phases, evaluation, plots, export,
 output safety, fine-tune continuation, pretrain -> --weights=PATH, baseline."""
 
+import glob
 import json
 import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from absl.testing import flagsaver
 
-from conftest import TINY
+from conftest import TINY, built_once
 from test_evaluate import _event_tags
 from test_report import assert_real_png
 from keras_transfer import config as config_lib
@@ -25,11 +27,14 @@ def _config(tmp_path, cache_dir, name="run", **overrides):
 
 @pytest.fixture(scope="module")
 def both_run(tmp_path_factory, cache_dir):
-    """One `--phase=both` run through the CLI entry point, shared by tests."""
-    output_dir = str(tmp_path_factory.mktemp("both") / "run")
-    with flagsaver.flagsaver(output_dir=output_dir, cache_dir=cache_dir, **TINY):
-        main_lib.main(["keras_transfer"])
-    return output_dir
+    """One `--phase=both` run through the CLI entry point, shared by tests
+    (and by the test processes: `built_once`); they only read it."""
+    def build(folder):
+        with flagsaver.flagsaver(output_dir=str(folder / "run"), cache_dir=cache_dir,
+                                 **TINY):
+            main_lib.main(["keras_transfer"])
+
+    return str(built_once(tmp_path_factory, "both_run", build) / "run")
 
 
 def test_both_phases_write_the_documented_outputs(both_run):
@@ -75,6 +80,28 @@ def test_every_phase_has_test_numbers_before_and_after(both_run):
 def test_validation_metrics_reach_tensorboard(both_run):
     tags = _event_tags(os.path.join(both_run, "tensorboard", "fine_tune", "validation_classes"))
     assert {"confusion_matrix", "epoch_f1_macro", "f1_per_class/5", "recall_per_class/9"} <= tags
+
+
+def _logged_learning_rates(folder):
+    rates = []
+    for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            rates += [float(tf.make_ndarray(value.tensor)) for value in event.summary.value
+                      if value.tag == "epoch_learning_rate"]
+    return rates
+
+
+def test_fine_tune_rate_decays_to_zero_and_phase_one_stays(both_run):
+    """The default cosine schedule of phase 2, seen where users see it: the
+    learning rate TensorBoard logs at the end of each epoch."""
+    metrics = outputs.read_json(os.path.join(both_run, "metrics.json"))
+    assert metrics["phases"]["fine_tune"]["schedule"] == "cosine"
+    assert metrics["phases"]["feature_extraction"]["schedule"] == "constant"
+    board = os.path.join(both_run, "tensorboard")
+    assert _logged_learning_rates(os.path.join(board, "fine_tune", "train")) == [
+        pytest.approx(0.0, abs=1e-9)]  # TINY: one fine-tune epoch, the whole curve.
+    assert _logged_learning_rates(os.path.join(board, "feature_extraction", "train")) == [
+        pytest.approx(metrics["config"]["learning_rate"])] * TINY["epochs"]
 
 
 def test_report_md_answers_the_three_questions(both_run):

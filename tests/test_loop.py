@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_transfer import backup as backup_lib, callbacks as callbacks_lib, loop
+from keras_transfer import backup as backup_lib, callbacks as callbacks_lib, loop, train
 
 
 def _data():
@@ -19,14 +19,14 @@ def _data():
     return tf.data.Dataset.from_tensor_slices((images, one_hot)).batch(8)
 
 
-def _model(dropout=0.3):
+def _model(dropout=0.3, learning_rate=0.01):
     keras.utils.set_random_seed(0)
     model = keras.Sequential([
         keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3),
         keras.layers.BatchNormalization(), keras.layers.GlobalAveragePooling2D(),
         keras.layers.Dropout(dropout),
         keras.layers.Dense(3, activation="softmax", kernel_regularizer="l2")])
-    model.compile(optimizer=keras.optimizers.Adam(0.01),
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
                            callbacks_lib.ConfusionMatrixF1(3)])
@@ -82,17 +82,25 @@ def _phase(model, folder, epochs, tmp_path, crash_after=None):
     return history, checkpoint, stopping, backup
 
 
-def test_a_resumed_phase_ends_as_one_that_never_stopped(tmp_path):
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_a_resumed_phase_ends_as_one_that_never_stopped(tmp_path, schedule):
     """Killed after epoch 2 of 4 (the process gone: a new model object, all
     state from the backup files), the phase ends with the weights, optimizer
-    state, history and best-so-far of an uninterrupted one."""
-    whole = _model(dropout=0.0)
+    state, history and best-so-far of an uninterrupted one; a decaying
+    learning rate continues its curve rather than starting it again."""
+    steps = 4 * int(_data().cardinality())
+
+    def model():
+        return _model(dropout=0.0, learning_rate=train.learning_rate_schedule(
+            schedule, 0.01, steps))
+
+    whole = model()
     expected, checkpoint, stopping, _ = _phase(whole, tmp_path / "whole", 4, tmp_path)
 
     with pytest.raises(_Crash):
-        _phase(_model(dropout=0.0), tmp_path / "killed", 4, tmp_path, crash_after=2)
+        _phase(model(), tmp_path / "killed", 4, tmp_path, crash_after=2)
     assert backup_lib.read_state(str(tmp_path / "killed"))["epoch"] == 2
-    resumed = _model(dropout=0.0)
+    resumed = model()
     history, checkpoint2, stopping2, backup = _phase(resumed, tmp_path / "killed", 4, tmp_path)
 
     assert backup.resumed_from == 2
@@ -103,6 +111,18 @@ def test_a_resumed_phase_ends_as_one_that_never_stopped(tmp_path):
     assert checkpoint2.best == checkpoint.best
     assert (stopping2.best, stopping2.wait) == (stopping.best, stopping.wait)
     assert sorted(os.listdir(tmp_path / "killed")) == ["epoch-4.weights.h5", "state.json"]
+
+
+def test_cosine_schedule_falls_from_the_peak_to_zero_over_the_phase():
+    rate = train.learning_rate_schedule("cosine", 1e-4, 80)
+    values = [float(rate(step)) for step in range(81)]
+    assert values[0] == pytest.approx(1e-4)
+    assert values[40] == pytest.approx(5e-5)
+    assert values[80] == pytest.approx(0.0, abs=1e-12)
+    assert all(a > b for a, b in zip(values, values[1:]))
+    assert train.learning_rate_schedule("constant", 1e-4, 80) == 1e-4
+    with pytest.raises(ValueError, match="schedule='linear'"):
+        train.learning_rate_schedule("linear", 1e-4, 80)
 
 
 def test_a_finished_phase_restores_without_training(tmp_path):
