@@ -86,8 +86,10 @@ class Loop:
         self._train = _steps_function(model, strategy, model.train_step, jit_compile)
         self._test = _steps_function(model, strategy, model.test_step, jit_compile)
 
-    def _run_epoch(self, function, dataset, steps, on_begin, on_end):
-        iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+    def _iterator(self, dataset):
+        return iter(self.strategy.experimental_distribute_dataset(dataset))
+
+    def _run_epoch(self, function, iterator, steps, on_begin, on_end):
         logs, done = {}, 0
         while done < steps:
             n = min(self.steps_per_execution, steps - done)
@@ -101,7 +103,7 @@ class Loop:
         """One pass over `dataset`; returns the metrics named as fit names them."""
         self.model.reset_metrics()
         callbacks.on_test_begin()
-        logs = self._run_epoch(self._test, dataset, _steps_of(dataset),
+        logs = self._run_epoch(self._test, self._iterator(dataset), _steps_of(dataset),
                                callbacks.on_test_batch_begin, callbacks.on_test_batch_end)
         callbacks.on_test_end(logs)
         return logs
@@ -127,10 +129,15 @@ class Loop:
         restored = resume() if resume else None
         start, earlier = restored if restored else (initial_epoch, {})
         logs = {}
+        # One iterator for all epochs, over the data repeated: the pipeline
+        # (shuffle buffer, parallel map, prefetch) keeps running across epoch
+        # boundaries and validation instead of starting cold every epoch,
+        # which cost the first step of each epoch half a step again.
+        batches = self._iterator(train_data.repeat())
         for epoch in range(start, epochs):
             self.model.reset_metrics()
             callback_list.on_epoch_begin(epoch)
-            logs = self._run_epoch(self._train, train_data, steps,
+            logs = self._run_epoch(self._train, batches, steps,
                                    callback_list.on_train_batch_begin,
                                    callback_list.on_train_batch_end)
             if validation_data is not None:
