@@ -1,8 +1,10 @@
 """The run's output folder: created fresh, never silently overwritten, and
 its JSON files written atomically."""
 
+import contextlib
 import csv
 import datetime
+import fcntl
 import json
 import os
 import shutil
@@ -15,6 +17,17 @@ METRICS_FILE = "metrics.json"
 
 class OutputDirError(ConfigError):
     """The output folder cannot be used; the message says why."""
+
+
+@contextlib.contextmanager
+def locked(path):
+    """An exclusive lock on `path`; the OS releases it if the process dies."""
+    with open(path, "a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def default_output_dir(config):

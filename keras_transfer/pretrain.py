@@ -2,7 +2,6 @@
 the source task behind `--weights=source`, and the `--baseline`."""
 
 import contextlib
-import fcntl
 import os
 import shutil
 
@@ -72,7 +71,7 @@ def pretrain_source_base(source_data, path, *, config, strategy, image_size, glo
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
     work = os.path.join(folder, ".work")
-    with (_locked(os.path.join(folder, ".lock")) if writes else contextlib.nullcontext()):
+    with (outputs.locked(os.path.join(folder, ".lock")) if writes else contextlib.nullcontext()):
         if writes and os.path.isfile(path):
             return None
         classifier, result = train_from_scratch(
@@ -85,14 +84,3 @@ def pretrain_source_base(source_data, path, *, config, strategy, image_size, glo
             save_base_weights(classifier, path)
             shutil.rmtree(work, ignore_errors=True)
     return result
-
-
-@contextlib.contextmanager
-def _locked(path):
-    """An exclusive lock on `path`; the OS releases it if the process dies."""
-    with open(path, "a", encoding="utf-8") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -165,12 +165,8 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
     (`backup_root`, the chief's folder) without writing them.
     """
     fitted = fit_model or model
+    # Known: the loop refuses data of unknown length before the first step.
     steps_per_epoch = int(train_data.cardinality())
-    if schedule != "constant" and steps_per_epoch < 1:
-        # An unknown or infinite length gives the schedule no end to aim at.
-        print(f"[keras_transfer] WARNING: phase {name} keeps a constant learning rate: "
-              f"its training data has no known length for a {schedule} schedule", flush=True)
-        schedule = "constant"
     rate = learning_rate_schedule(schedule, learning_rate, steps_per_epoch * epochs)
     metrics = compile_classifier(fitted, strategy, rate, config, len(class_names))
     backup_dir = os.path.join(backup_root or output_dir, "backup", name)

@@ -1,6 +1,5 @@
 """Shared test set-up: offline, quiet TensorFlow, absl flags parsed once."""
 
-import fcntl
 import os
 import shutil
 import subprocess
@@ -13,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 from absl import flags  # noqa: E402
 
-from keras_transfer import main as main_lib  # noqa: E402
+from keras_transfer import main as main_lib, outputs  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,8 +54,7 @@ def built_once(tmp_path_factory, name, build):
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent  # The session's folder, above each worker's own.
     folder = root / name
-    with open(root / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with outputs.locked(root / f"{name}.lock"):
         if not (folder / ".built").exists():
             shutil.rmtree(folder, ignore_errors=True)  # A failed attempt's.
             folder.mkdir()

@@ -1,7 +1,6 @@
 """Whole runs on the embedded digits: both phases, evaluation, plots, export,
 output safety, fine-tune continuation, pretrain -> --weights=PATH, baseline."""
 
-import glob
 import json
 import os
 
@@ -11,7 +10,7 @@ import tensorflow as tf
 from absl.testing import flagsaver
 
 from conftest import TINY, built_once
-from test_evaluate import _event_tags
+from test_evaluate import _event_tags, _event_values
 from test_report import assert_real_png
 from keras_transfer import config as config_lib
 from keras_transfer import main as main_lib
@@ -83,12 +82,8 @@ def test_validation_metrics_reach_tensorboard(both_run):
 
 
 def _logged_learning_rates(folder):
-    rates = []
-    for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            rates += [float(tf.make_ndarray(value.tensor)) for value in event.summary.value
-                      if value.tag == "epoch_learning_rate"]
-    return rates
+    return [float(tf.make_ndarray(value.tensor)) for value in _event_values(folder)
+            if value.tag == "epoch_learning_rate"]
 
 
 def test_fine_tune_rate_decays_to_zero_and_phase_one_stays(both_run):

@@ -103,12 +103,15 @@ def test_streaming_confusion_matrix_agrees_with_scikit_learn():
     assert not keras.ops.convert_to_numpy(metric.matrix).any()
 
 
-def _event_tags(folder):
-    tags = set()
+def _event_values(folder):
+    """Every summary value TensorBoard's event files in `folder` hold."""
     for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
         for event in tf.compat.v1.train.summary_iterator(path):
-            tags.update(value.tag for value in event.summary.value)
-    return tags
+            yield from event.summary.value
+
+
+def _event_tags(folder):
+    return {value.tag for value in _event_values(folder)}
 
 
 def test_validation_report_logs_the_matrix_of_each_validation_pass(tmp_path):
