@@ -15,7 +15,7 @@ STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 WEIGHT_KEYWORDS = ("auto", "imagenet", "none", "source")
 AUGMENTATIONS = ("flip", "rotation", "zoom")
 CLASS_WEIGHTS = ("none", "balanced")
-FEATURE_CACHE = ("auto", "off")
+FEATURE_CACHE = ("auto", "memory", "disk", "off")
 SCHEDULES = ("cosine", "constant")
 EMBEDDED_DATASETS = ("digits", "fashion_mnist")
 # Validation quantities a phase can keep its best epoch by (Keras log names).
@@ -76,6 +76,7 @@ class RunConfig:
     max_broken_fraction: float = 0.05
     max_megapixels: float = 50.0
     feature_cache: str = "auto"
+    feature_cache_copies: int = 0
     verbose: int = 2
 
     def __post_init__(self):
@@ -176,6 +177,16 @@ def _validate(config):
     _validate_choice("strategy", config.strategy, STRATEGIES)
     _validate_choice("class_weight", config.class_weight, CLASS_WEIGHTS)
     _validate_choice("feature_cache", config.feature_cache, FEATURE_CACHE)
+    _require(config.feature_cache_copies >= 0,
+             "feature_cache_copies must be >= 0. "
+             f"Received: feature_cache_copies={config.feature_cache_copies}")
+    # Copies are augmented views: without augmentation they would all be the
+    # same, and with the cache off nothing would record them.
+    _require(not config.feature_cache_copies or (
+        config.augment and config.feature_cache != "off"),
+        "feature_cache_copies needs --augment and a feature cache (not --feature_cache=off). "
+        f"Received: feature_cache_copies={config.feature_cache_copies}, "
+        f"augment={','.join(config.augment)!r}, feature_cache={config.feature_cache!r}")
     _validate_choice("fine_tune_schedule", config.fine_tune_schedule, SCHEDULES)
     _validate_choice("monitor", config.monitor, MONITORS)
     _require(

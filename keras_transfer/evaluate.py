@@ -20,7 +20,9 @@ CONFUSED_PAIRS = 5
 _FORWARD = weakref.WeakKeyDictionary()
 
 
-def _forward(model, channels):
+def forward(model, channels):
+    """`model`'s traced forward pass (inference mode) for batches of float32
+    pixels with `channels` channels."""
     if model not in _FORWARD:
         # A plain call, not predict_on_batch: under MirroredStrategy the latter
         # hands every replica the whole batch and returns each one's copy. One
@@ -40,7 +42,7 @@ def outputs_over(model, dataset, verbose=0):
     progress = keras.utils.Progbar(steps if steps > 0 else None, verbose=verbose,
                                    unit_name="batch") if verbose else None
     for step, (images, one_hot) in enumerate(dataset):
-        outputs.append(keras.ops.convert_to_numpy(_forward(model, images.shape[-1])(images)))
+        outputs.append(keras.ops.convert_to_numpy(forward(model, images.shape[-1])(images)))
         labels.append(one_hot.numpy())
         if progress:
             progress.update(step + 1)

@@ -9,22 +9,39 @@ classifier, so training it trains the classifier's own head: same
 initialisation, same batches in the same order, same dropout masks, hence the
 same result as the uncached path, in a fraction of the time.
 
-Only exact when nothing random happens before the pooling: no augmentation.
+The features are recorded into a `tf.data` dataset on disk (`--cache_dir`,
+keyed by everything they depend on; the next run reuses them), streamed
+batch by batch, so recording takes no more memory however large the split.
+Training reads them into memory when they fit, else streams them from disk
+every epoch through a shuffle buffer of bounded size (`--feature_cache`).
+
+Exact only when nothing random happens before the pooling: no augmentation.
+With `--augment`, either the base runs every epoch (the default), or
+`--feature_cache_copies=K` records K augmented views of each training image
+and every epoch draws one of them per image: an approximation of augmenting
+anew every epoch, at the cost of K recording passes.
 """
 
 import hashlib
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_transfer import evaluate
+from keras_transfer import evaluate, pipeline
 
 # Layers of `model.build_classifier` after the pooled features.
 HEAD_LAYERS = ("dropout", "classifier")
 FEATURE_LAYER = "pool"
+# `auto` trains from memory when the recorded training features take at most
+# this share of the memory available (they are held twice: the in-memory
+# dataset and the shuffle buffer).
+MEMORY_SHARE = 0.25
+# Streaming from disk, the shuffle buffer holds at most this much.
+SHUFFLE_BUFFER_BYTES = 256 * 2 ** 20
 
 
 def trunk_of(classifier):
@@ -43,21 +60,106 @@ def head_of(classifier):
     return keras.Model(features, x, name="head")
 
 
-def record(trunk, dataset, verbose=0):
-    """Runs `trunk` over a batched (pixels, one-hot) dataset once.
+def record(trunk, views, path, verbose=0):
+    """Runs `trunk` once over each of `views` and saves the features at `path`.
 
-    Returns (features float32 N x D, one-hot labels N x C).
+    `views` are batched (pixels, one-hot) datasets of the same examples in the
+    same order: the split itself, or its augmented copies. Each example is
+    stored as (features K x D float32, one-hot labels), K = len(views), in a
+    `tf.data` dataset written batch by batch (memory stays flat) into a
+    temporary folder renamed into place, so `path` is whole or absent.
+    Returns the stored dataset (`tf.data.Dataset.load`).
     """
-    return evaluate.outputs_over(trunk, dataset, verbose)
+    channels = views[0].element_spec[0].shape[-1]
+    forward = evaluate.forward(trunk, channels)
+    width = trunk.output.shape[-1]
+    num_classes = views[0].element_spec[1].shape[-1]
+    steps = int(views[0].cardinality())
+    progress = keras.utils.Progbar(steps if steps > 0 else None, verbose=verbose,
+                                   unit_name="batch") if verbose else None
+
+    def batches():
+        for step, together in enumerate(zip(*views)):
+            labels = together[0][1]
+            for _, other in together[1:]:  # Copies must be of the same examples.
+                tf.debugging.assert_equal(other, labels)
+            yield (tf.stack([tf.cast(forward(images), tf.float32) for images, _ in together],
+                            axis=1),
+                   labels)
+            if progress:
+                progress.update(step + 1)
+
+    signature = (tf.TensorSpec([None, len(views), width], tf.float32),
+                 tf.TensorSpec([None, num_classes], tf.float32))
+    stream = tf.data.Dataset.from_generator(batches, output_signature=signature).unbatch()
+    temporary = f"{path}.tmp-{os.getpid()}"
+    shutil.rmtree(temporary, ignore_errors=True)
+    stream.save(temporary)
+    try:
+        os.replace(temporary, path)
+    except OSError:
+        # Another process (a second worker, a parallel run) put the same
+        # features there first: theirs are as good as ours.
+        if not os.path.isdir(path):
+            raise
+        shutil.rmtree(temporary, ignore_errors=True)
+    return tf.data.Dataset.load(path)
 
 
-def feature_dataset(features, labels, *, batch_size, training=False, seed=0):
-    """Batches of recorded features, shuffled exactly as the pixel pipeline
-    shuffles its examples (same buffer, same seed), so both paths see the
-    same batches."""
-    dataset = tf.data.Dataset.from_tensor_slices((features, labels))
+def load_or_record(path, trunk, views, verbose=0):
+    """The features stored at `path` when recorded before, else recorded
+    there now (`record`). Returns (stored dataset, reused)."""
+    if os.path.isdir(path):
+        return tf.data.Dataset.load(path), True
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return record(trunk, views, path, verbose), False
+
+
+def _bytes_per_example(stored):
+    views, labels = stored.element_spec
+    return 4 * (views.shape.num_elements() + labels.shape.num_elements())
+
+
+def fits_in_memory(stored):
+    """Whether training can hold `stored` in memory (`MEMORY_SHARE`)."""
+    needed = _bytes_per_example(stored) * int(stored.cardinality())
+    return needed <= MEMORY_SHARE * _available_memory_bytes()
+
+
+def _available_memory_bytes():
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def feature_dataset(stored, *, batch_size, in_memory=True, training=False, seed=0):
+    """Batches of recorded (features, one-hot) for the head.
+
+    In training they are shuffled exactly as the pixel pipeline shuffles its
+    examples (a buffer of the whole split, same seed), so both paths see the
+    same batches; streamed from disk the buffer is capped at
+    `SHUFFLE_BUFFER_BYTES`, which only changes the order for splits larger
+    than that. With K recorded views per example, each epoch draws one of
+    them per example (seeded).
+    """
+    examples = int(stored.cardinality())
+    dataset = stored.cache() if in_memory else stored
     if training:
-        dataset = dataset.shuffle(len(features), seed=seed, reshuffle_each_iteration=True)
+        buffer = examples if in_memory else max(
+            1, min(examples, SHUFFLE_BUFFER_BYTES // _bytes_per_example(stored)))
+        dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    copies = stored.element_spec[0].shape[0]
+    if copies == 1:
+        dataset = dataset.map(lambda views, labels: (views[0], labels))
+    else:
+        draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        dataset = tf.data.Dataset.zip(dataset, draws).map(
+            lambda example, draw: (example[0][draw % copies], example[1]))
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
@@ -65,21 +167,6 @@ def cache_key(**settings):
     """A short stable key of what the features depend on."""
     text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def load_or_record(path, trunk, dataset, verbose=0):
-    """Features from `path` (an .npz) when recorded before, else recorded and
-    saved there atomically. Returns (features, labels, reused)."""
-    if path and os.path.isfile(path):
-        with np.load(path) as stored:
-            return stored["features"], stored["labels"], True
-    features, labels = record(trunk, dataset, verbose)
-    if path:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        temporary = f"{path[:-4]}.tmp-{os.getpid()}.npz"
-        np.savez(temporary, features=features, labels=labels)
-        os.replace(temporary, path)
-    return features, labels, False
 
 
 def _fingerprint(examples):
@@ -105,39 +192,51 @@ def _weights_identity(resolved, seed):
 def phase_one_inputs(classifier, data, config, ctx, resolved, log):
     """What `train.run_phase` needs to run phase 1 on recorded features:
     {fit_model, train_data, validation_data}, or {} for the pixel path."""
-    from keras_transfer import pipeline, weights
+    from keras_transfer import weights
 
     if config.feature_cache == "off":
         return {}
-    if config.augment:
+    copies = config.feature_cache_copies if config.augment else 1
+    if not copies:
         log("augmentation makes every epoch's images new: phase 1 runs the base on "
-            "every batch (no feature cache)")
+            "every batch (no feature cache; --feature_cache_copies=K records K "
+            "augmented views instead)")
         return {}
     key = cache_key(model=config.model, weights=_weights_identity(resolved, config.seed),
                     image_size=ctx["image_size"], channels=data.channels,
                     policy=keras.mixed_precision.global_policy().name,
                     train=_fingerprint(data.train), validation=_fingerprint(data.validation),
+                    augment=sorted(config.augment), copies=copies, seed=(
+                        config.seed if config.augment else None),
                     tensorflow=tf.__version__)
     folder = os.path.join(weights.cache_root(config), "features", f"{config.model}-{key}")
     with ctx["strategy"].scope():  # Keras models keep the strategy they are built in.
         trunk, head = trunk_of(classifier), head_of(classifier)
-    recorded, reused = {}, []
+    stored, reused = {}, []
     for split in ("train", "validation"):
         pixels = pipeline.make_dataset(
             getattr(data, split), num_classes=data.num_classes,
             batch_size=ctx["global_batch"], image_size=ctx["image_size"],
             channels=data.channels)
-        features, labels, was_cached = load_or_record(
-            os.path.join(folder, f"{split}.npz"), trunk, pixels, config.verbose)
-        recorded[split] = (features, labels)
+        views = [pixels] if split == "validation" or not config.augment else [
+            pipeline.augmented(pixels, config.augment, seed=config.seed + copy)
+            for copy in range(copies)]
+        stored[split], was_cached = load_or_record(
+            os.path.join(folder, split), trunk, views, config.verbose)
         reused.append(was_cached)
+    in_memory = {"memory": True, "disk": False}.get(config.feature_cache)
+    if in_memory is None:
+        in_memory = fits_in_memory(stored["train"])
+    width = stored["train"].element_spec[0].shape[-1]
+    what = (f"{copies} augmented view(s) of each training image (each epoch draws one)"
+            if config.augment else "the train and validation splits")
     log(("reusing the base features recorded" if all(reused) else "recorded the base features")
-        + f" of the train and validation splits ({features.shape[1]} per image, {folder}); "
-        "phase 1 trains the head on them")
+        + f" of {what} ({width} per image, {folder}); phase 1 trains the head on them "
+        + ("in memory" if in_memory else "streamed from disk"))
+    common = dict(batch_size=ctx["global_batch"], in_memory=in_memory)
     return {
         "fit_model": head,
-        "train_data": feature_dataset(*recorded["train"], batch_size=ctx["global_batch"],
-                                      training=True, seed=config.seed),
-        "validation_data": feature_dataset(*recorded["validation"],
-                                           batch_size=ctx["global_batch"]),
+        "train_data": feature_dataset(stored["train"], training=True, seed=config.seed,
+                                      **common),
+        "validation_data": feature_dataset(stored["validation"], **common),
     }

@@ -100,8 +100,12 @@ def define_flags():
     flags.DEFINE_float("max_broken_fraction", _default("max_broken_fraction"),
                        "Stop when more than this share of a folder's image files is broken.")
     flags.DEFINE_enum("feature_cache", _default("feature_cache"), config_lib.FEATURE_CACHE,
-                      "auto: phase 1 records the frozen base's features once and trains "
-                      "the head on them (unless --augment); off: the base runs every epoch.")
+                      "Phase 1 records the frozen base's features once and trains the "
+                      "head on them (unless --augment): auto: in memory when they fit, "
+                      "else streamed from disk; memory; disk; off: the base runs every epoch.")
+    flags.DEFINE_integer("feature_cache_copies", _default("feature_cache_copies"),
+                         "With --augment: record this many augmented views of each training "
+                         "image and draw one per epoch (0: the base runs every epoch).")
     flags.DEFINE_float("max_megapixels", _default("max_megapixels"),
                        "Refuse images whose header declares more pixels than this "
                        "(millions), before decoding them.")

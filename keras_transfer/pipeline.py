@@ -96,13 +96,19 @@ def make_dataset(examples, *, num_classes, batch_size, image_size, channels,
             len(examples), seed=seed, reshuffle_each_iteration=True
         )
     dataset = dataset.batch(batch_size)
-    augmenter = _augmenter(augment, seed) if training else None
-    if augmenter is not None:
-        dataset = dataset.map(
-            lambda images, label: (augmenter(images, training=True), label),
-            num_parallel_calls=AUTOTUNE,
-        )
+    if training:
+        dataset = augmented(dataset, augment, seed)
     return with_data_sharding(dataset.prefetch(AUTOTUNE))
+
+
+def augmented(batches, augment, seed):
+    """`batches` of (pixels, labels) with the requested augmentations applied
+    (seeded); unchanged when there are none."""
+    augmenter = _augmenter(augment, seed)
+    if augmenter is None:
+        return batches
+    return batches.map(lambda images, label: (augmenter(images, training=True), label),
+                       num_parallel_calls=AUTOTUNE)
 
 
 def with_data_sharding(dataset):

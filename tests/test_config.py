@@ -27,6 +27,11 @@ from keras_transfer import config as config_lib
         (dict(fine_tune_schedule="linear"), "fine_tune_schedule", "'linear'"),
         (dict(repeats=0), "repeats", "0"),
         (dict(phase="fine_tune", repeats=2), "repeats", "2"),
+        (dict(feature_cache="ram"), "feature_cache", "'ram'"),
+        (dict(feature_cache_copies=-1), "feature_cache_copies", "-1"),
+        (dict(feature_cache_copies=2), "feature_cache_copies", "2"),
+        (dict(augment=("flip",), feature_cache="off", feature_cache_copies=2),
+         "feature_cache", "'off'"),
     ],
 )
 def test_invalid_setting_names_flag_and_value(overrides, flag, value):
