@@ -8,6 +8,13 @@ pays for it), identical but for `--feature_cache`: `off` runs the frozen base
 on every batch of every epoch, `auto` runs it once and trains the head on the
 recorded features. Prints the phase-1 time of each, the ratio, and both test
 accuracies (equal: the paths compute the same thing).
+
+Two more rows: `disk` trains the head on the features `auto` recorded,
+streamed from disk every epoch (what `auto` does when they do not fit in
+memory; recording is not repeated, so its time is training alone), and
+`--augment=rotation --feature_cache_copies=3` records three rotated views of
+each training image and draws one per epoch (its pixel-path equivalent costs
+what `off` costs; its accuracy differs, augmentation changes the result).
 """
 
 import argparse
@@ -38,16 +45,23 @@ def main():
         # Pretrain and cache the source base first: both runs then reuse it.
         run.run(config_lib.RunConfig(**{**base, "epochs": 1, "feature_cache": "off"},
                                      output_dir=os.path.join(workdir, "warm")))
-        for cache in ("off", "auto"):
+        variants = [
+            ("`off`", dict(feature_cache="off")),
+            ("`auto`", dict(feature_cache="auto")),
+            ("`disk` (features recorded by `auto`)", dict(feature_cache="disk")),
+            ("`auto`, `--augment=rotation --feature_cache_copies=3`",
+             dict(feature_cache="auto", augment=("rotation",), feature_cache_copies=3)),
+        ]
+        for index, (label, settings) in enumerate(variants):
             metrics = run.run(config_lib.RunConfig(
-                **base, feature_cache=cache, output_dir=os.path.join(workdir, cache)))
-            rows.append((cache, metrics["timings"]["feature_extraction"],
+                **base, **settings, output_dir=os.path.join(workdir, str(index))))
+            rows.append((label, metrics["timings"]["feature_extraction"],
                          metrics["test"]["accuracy"]))
     print(f"\nPhase 1 of {args.model} at {size} px, {args.epochs} epochs, digits 5-9 "
           "(source base cached beforehand)\n")
     print(markdown(["--feature_cache", "phase 1 s", "speed-up", "test accuracy"],
-                   [[f"`{cache}`", f"{seconds:.1f}", f"{rows[0][1] / seconds:.1f}x",
-                     f"{accuracy:.4f}"] for cache, seconds, accuracy in rows]))
+                   [[label, f"{seconds:.1f}", f"{rows[0][1] / seconds:.1f}x",
+                     f"{accuracy:.4f}"] for label, seconds, accuracy in rows]))
 
 
 if __name__ == "__main__":
