@@ -50,6 +50,7 @@ class RunConfig:
     pretrain_epochs: int = 5
     pretrain_learning_rate: Optional[float] = None
     unfreeze: str = "auto"
+    base_layer: str = "top"
     dropout: float = 0.2
     l2: float = 0.0
     label_smoothing: float = 0.0
@@ -68,6 +69,7 @@ class RunConfig:
     mixed_precision: bool = False
     jit_compile: bool = False
     deterministic: bool = False
+    export: bool = True
     export_tflite: bool = False
     cache_dir: Optional[str] = None
     tfds_data_dir: Optional[str] = None
@@ -177,6 +179,13 @@ def _validate(config):
     _validate_choice("strategy", config.strategy, STRATEGIES)
     _validate_choice("class_weight", config.class_weight, CLASS_WEIGHTS)
     _validate_choice("feature_cache", config.feature_cache, FEATURE_CACHE)
+    # Pretraining trains and saves a whole base (what --weights=PATH loads).
+    _require(config.phase != "pretrain" or config.base_layer == "top",
+             "base_layer cuts the base for transfer; phase=pretrain trains a whole base. "
+             f"Received: base_layer={config.base_layer!r}, phase={config.phase!r}")
+    _require(config.export or not config.export_tflite,
+             "export_tflite writes into the SavedModel's version folder: it needs --export. "
+             f"Received: export={config.export}, export_tflite={config.export_tflite}")
     _require(config.feature_cache_copies >= 0,
              "feature_cache_copies must be >= 0. "
              f"Received: feature_cache_copies={config.feature_cache_copies}")

@@ -59,6 +59,7 @@ def _transfer_phases(config, data, resolved, ctx, previous, log):
         classifier = model_lib.build_classifier(
             spec, data.num_classes, image_size=ctx["image_size"], channels=data.channels,
             dropout=config.dropout, l2=config.l2, base_weights=resolved.load,
+            base_layer=config.base_layer,
         )
     train_data, validation_data, _ = pretrain.datasets_for(
         data, config, ctx["image_size"], ctx["global_batch"])
@@ -103,8 +104,9 @@ def _transfer_phases(config, data, resolved, ctx, previous, log):
 
 
 def baseline(config, data, ctx, log):
-    """The same network from random initialisation on the same data, epochs
-    (both phases' together) and augmentation."""
+    """The same network (its base cut where the transfer run cuts it) from
+    random initialisation on the same data, epochs (both phases' together)
+    and augmentation."""
     fine_tunes = config.phase in ("both", "fine_tune")
     epochs = config.epochs + (config.fine_tune_epochs if fine_tunes else 0)
     log(f"baseline: the same network from scratch, {epochs} epoch(s), seed {config.seed}")
@@ -115,6 +117,7 @@ def baseline(config, data, ctx, log):
         output_dir=os.path.join(ctx["output_dir"], "baseline"),
         class_weight=ctx["class_weight"],
         backup_root=os.path.join(ctx["backup_root"], "baseline"), writes=ctx["writes"],
+        base_layer=config.base_layer,
     )
     report = _evaluate(classifier, ctx, data, config)[0]
     result.test = evaluate.summary(report)

@@ -202,7 +202,8 @@ def phase_one_inputs(classifier, data, config, ctx, resolved, log):
             "every batch (no feature cache; --feature_cache_copies=K records K "
             "augmented views instead)")
         return {}
-    key = cache_key(model=config.model, weights=_weights_identity(resolved, config.seed),
+    key = cache_key(model=config.model, base_layer=config.base_layer,
+                    weights=_weights_identity(resolved, config.seed),
                     image_size=ctx["image_size"], channels=data.channels,
                     policy=keras.mixed_precision.global_policy().name,
                     train=_fingerprint(data.train), validation=_fingerprint(data.validation),

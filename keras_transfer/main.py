@@ -60,6 +60,9 @@ def define_flags():
     flags.DEFINE_string("unfreeze", _default("unfreeze"), "Fine-tune from: auto (top for "
                         "ImageNet or file weights, all for a source-task base), top (last "
                         "block/stage), all, a block name (block4, conv4) or a layer name.")
+    flags.DEFINE_string("base_layer", _default("base_layer"), "Where the base ends: top "
+                        "(its output), a block name (block4, conv4: that block's output) or a "
+                        "layer name; the head pools what comes out there.")
     flags.DEFINE_float("dropout", _default("dropout"), "Dropout before the head.")
     flags.DEFINE_float("l2", _default("l2"), "L2 penalty on the head's kernel.")
     flags.DEFINE_float("label_smoothing", _default("label_smoothing"), "Label smoothing.")
@@ -86,6 +89,9 @@ def define_flags():
     flags.DEFINE_bool("jit_compile", False, "Compile train steps with XLA.")
     flags.DEFINE_bool("deterministic", False, "Deterministic ops: the same command gives "
                       "bit-identical weights (slower on GPU).")
+    flags.DEFINE_bool("export", True, "Write the SavedModel at the end of the run; "
+                      "--noexport: metrics and checkpoints only (python -m "
+                      "keras_transfer.export --run_dir=... exports the run later).")
     flags.DEFINE_bool("export_tflite", False, "Also write a TFLite model of the pixels "
                       "path into the export version (tflite/model.tflite).")
     flags.DEFINE_string("cache_dir", None, "Cache of source-pretrained bases "

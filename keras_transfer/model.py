@@ -47,8 +47,42 @@ class BackbonePreprocessing(keras.layers.Layer):
         return {**super().get_config(), "model_name": self.model_name}
 
 
+def cut_tensor(spec, base, base_layer):
+    """The base's tensor at `base_layer`, or None when this backbone lacks it.
+
+    `top` is the base's output; a block name means the block's output (the
+    input of the next block's first layer; for the last block, the base's
+    output); anything else is a layer name.
+    """
+    if base_layer == "top":
+        return base.output
+    names = list(spec.blocks)
+    if base_layer in spec.blocks:
+        following = names[names.index(base_layer) + 1:]
+        return base.get_layer(spec.blocks[following[0]]).input if following else base.output
+    if base_layer in [layer.name for layer in base.layers]:
+        return base.get_layer(base_layer).output
+    return None
+
+
+def cut_base(spec, base, base_layer):
+    """`base` up to `base_layer` (sharing its layers and weights), or a
+    ConfigError naming what this backbone has."""
+    if base_layer == "top":
+        return base
+    cut = cut_tensor(spec, base, base_layer)
+    if cut is None or len(cut.shape) != 4:
+        raise ConfigError(
+            f"base_layer must be 'top', a block of {spec.name} ({', '.join(spec.blocks)}) "
+            f"or the name of one of its convolutional layers. Received: "
+            f"base_layer={base_layer!r}")
+    # The base's own name: checkpoints of a cut classifier read like a whole one's.
+    return keras.Model(base.input, cut, name=base.name)
+
+
 def build_classifier(spec, num_classes, *, image_size, channels, dropout=0.2,
-                     l2=0.0, base_weights=None, base_in_inference_mode=True):
+                     l2=0.0, base_weights=None, base_in_inference_mode=True,
+                     base_layer="top"):
     """Returns a Keras model from raw pixels (any size, `channels`) to class
     probabilities.
 
@@ -61,6 +95,8 @@ def build_classifier(spec, num_classes, *, image_size, channels, dropout=0.2,
         target batches would wreck the features the head relies on (and in
         fine-tuning, undo what phase 1 learned). False for training from
         scratch, where BatchNormalization must learn its statistics.
+      base_layer: where the base ends (`cut_base`): `top`, a block, a layer.
+        Weights load into the whole base first, so a cut base keeps them.
     """
     inputs = keras.Input(shape=(None, None, channels), dtype="float32", name="pixels")
     x = keras.layers.Resizing(image_size, image_size, name="resize")(inputs)
@@ -72,6 +108,7 @@ def build_classifier(spec, num_classes, *, image_size, channels, dropout=0.2,
         base = spec.build(image_size)
         if base_weights not in (None, "none"):
             base.load_weights(base_weights)
+    base = cut_base(spec, base, base_layer)
     x = base(x, training=False) if base_in_inference_mode else base(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
@@ -134,9 +171,15 @@ def base_of(model):
 
 
 def check_unfreeze(spec, unfreeze, base):
-    """Raises a clear error when `--unfreeze` names no block or layer."""
+    """The first layer `--unfreeze` trains in `base` (None: all of it);
+    raises a clear error when it names no block or layer there."""
     start = backbones.unfreeze_start_layer(spec, unfreeze)
     names = [layer.name for layer in base.layers]
+    if unfreeze == "top" and start not in names:
+        # A base cut below its top block (--base_layer): its own last block
+        # is the top.
+        present = [first for first in spec.blocks.values() if first in names]
+        start = present[-1] if present else None
     if start is not None and start not in names:
         raise ConfigError(
             f"unfreeze must be 'top', 'all', a block of {spec.name} "

@@ -25,8 +25,9 @@ def datasets_for(data, config, image_size, global_batch):
 
 def train_from_scratch(name, data, *, config, strategy, image_size, global_batch,
                        epochs, learning_rate, output_dir, class_weight=None,
-                       backup_root=None, writes=True):
-    """Builds a randomly initialised classifier and trains all of it.
+                       backup_root=None, writes=True, base_layer="top"):
+    """Builds a randomly initialised classifier (its base cut at
+    `base_layer`) and trains all of it.
 
     The base runs in training mode here: from scratch, BatchNormalization
     has to learn its statistics.
@@ -35,7 +36,7 @@ def train_from_scratch(name, data, *, config, strategy, image_size, global_batch
         classifier = model_lib.build_classifier(
             config.backbone, data.num_classes, image_size=image_size,
             channels=data.channels, dropout=config.dropout, l2=config.l2,
-            base_in_inference_mode=False,
+            base_in_inference_mode=False, base_layer=base_layer,
         )
     model_lib.set_trainable_for_phase(classifier, config.backbone, "scratch")
     model_lib.set_batchnorm_momentum(classifier, model_lib.SCRATCH_BATCHNORM_MOMENTUM)

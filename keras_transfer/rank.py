@@ -38,42 +38,18 @@ def define_flags():
     flags.DEFINE_string("ranking_output", None, "Also write the ranking as JSON here.")
 
 
-def cut_tensor(spec, base, base_layer):
-    """The base's tensor at `base_layer`, or None when this backbone lacks it.
-
-    A block name means the block's output: the input of the next block's first
-    layer (for the last block, the base's output).
-    """
-    if base_layer == "top":
-        return base.output
-    names = list(spec.blocks)
-    if base_layer in spec.blocks:
-        following = names[names.index(base_layer) + 1:]
-        return base.get_layer(spec.blocks[following[0]]).input if following else base.output
-    if base_layer in [layer.name for layer in base.layers]:
-        return base.get_layer(base_layer).output
-    return None
-
-
 def feature_extractor(spec, base_weights, image_size, channels, base_layer):
-    """pixels -> the classifier's own preprocessing -> base cut -> pooled."""
-    import keras
+    """pixels -> the classifier's own preprocessing -> base cut -> pooled, or
+    None when this backbone has no `base_layer`."""
+    from keras_transfer import feature_cache, model as model_lib
 
-    from keras_transfer import model as model_lib
-
-    classifier = model_lib.build_classifier(spec, 2, image_size=image_size,
-                                            channels=channels, base_weights=base_weights)
-    base = model_lib.base_of(classifier)
-    cut = cut_tensor(spec, base, base_layer)
-    if cut is None:
+    try:
+        classifier = model_lib.build_classifier(
+            spec, 2, image_size=image_size, channels=channels, base_weights=base_weights,
+            base_layer=base_layer)
+    except config_lib.ConfigError:
         return None
-    trunk = keras.Model(base.input, cut)
-    inputs = classifier.input
-    x = inputs
-    for name in ("resize", "to_rgb", "preprocess"):
-        x = classifier.get_layer(name)(x)
-    pooled = keras.layers.GlobalAveragePooling2D()(trunk(x, training=False))
-    return keras.Model(inputs, pooled)
+    return feature_cache.trunk_of(classifier)
 
 
 def _features(extractor, data, image_size, batch_size):

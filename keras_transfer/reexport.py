@@ -58,6 +58,7 @@ def rebuild_classifier(metrics, checkpoint):
         backbones.get(config["model"]), len(metrics["class_names"]),
         image_size=config["image_size"], channels=metrics["dataset"]["channels"],
         dropout=config["dropout"], l2=config["l2"], base_weights=None,
+        base_layer=config.get("base_layer", "top"),  # Runs before --base_layer: whole.
     )
     classifier.load_weights(checkpoint)
     return classifier

@@ -52,8 +52,11 @@ def load_data(config, role, classes, spec, examples_per_class):
 
 def _check_settings(config, image_size, unfreeze):
     """Checks that need TensorFlow or the data; raises before any writing."""
+    if config.phase in ("fine_tune", "both") or config.base_layer != "top":
+        base = model_lib.cut_base(config.backbone, config.backbone.build(image_size),
+                                  config.base_layer)
     if config.phase in ("fine_tune", "both"):
-        model_lib.check_unfreeze(config.backbone, unfreeze, config.backbone.build(image_size))
+        model_lib.check_unfreeze(config.backbone, unfreeze, base)
     if config.phase == "fine_tune" and outputs.check_output_dir(
         config.output_dir or "", "fine_tune"
     ) != "continue":
@@ -248,15 +251,20 @@ def _run(config, strategy, data, image_size, resolved, output_dir, run_config, p
                               else None)
         if not ctx["writes"]:
             return metrics  # A worker: the chief exports and writes the results.
-        export_start = time.time()
-        path = export.export_model(classifier, os.path.join(output_dir, "export"),
-                                   data.class_names, image_size=image_size,
-                                   channels=data.channels,
-                                   card=model_card.from_metrics(metrics),
-                                   tflite=config.export_tflite)
-        timings["export"] = round(time.time() - export_start, 2)
-        log(f"SavedModel exported to {path}")
-        metrics["export"] = {"path": path, "version": int(os.path.basename(path))}
+        metrics["export"] = None
+        if config.export:
+            export_start = time.time()
+            path = export.export_model(classifier, os.path.join(output_dir, "export"),
+                                       data.class_names, image_size=image_size,
+                                       channels=data.channels,
+                                       card=model_card.from_metrics(metrics),
+                                       tflite=config.export_tflite)
+            timings["export"] = round(time.time() - export_start, 2)
+            log(f"SavedModel exported to {path}")
+            metrics["export"] = {"path": path, "version": int(os.path.basename(path))}
+        else:
+            log("no SavedModel (--noexport); python -m keras_transfer.export "
+                f"--run_dir={output_dir} writes one from the best checkpoint")
         timings["total"] = round(time.time() - started, 2)
         metrics["timings"] = timings
         outputs.write_json(os.path.join(output_dir, outputs.METRICS_FILE), metrics)

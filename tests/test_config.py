@@ -28,6 +28,8 @@ from keras_transfer import config as config_lib
         (dict(repeats=0), "repeats", "0"),
         (dict(phase="fine_tune", repeats=2), "repeats", "2"),
         (dict(feature_cache="ram"), "feature_cache", "'ram'"),
+        (dict(phase="pretrain", base_layer="block4"), "base_layer", "'block4'"),
+        (dict(export=False, export_tflite=True), "export", "False"),
         (dict(feature_cache_copies=-1), "feature_cache_copies", "-1"),
         (dict(feature_cache_copies=2), "feature_cache_copies", "2"),
         (dict(augment=("flip",), feature_cache="off", feature_cache_copies=2),

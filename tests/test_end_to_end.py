@@ -153,7 +153,7 @@ def test_fine_tune_alone_without_a_phase_one_result_is_refused(tmp_path, cache_d
 
 def test_pretrain_then_weights_path(tmp_path, cache_dir):
     pretrained = run_lib.run(_config(tmp_path, cache_dir, name="pre", phase="pretrain",
-                                     classes=("0", "1", "2")))
+                                     classes=("0", "1", "2"), export=False))
     assert list(pretrained["phases"]) == ["pretrain"]
     weights_file = str(tmp_path / "pre" / "base.weights.h5")
     # The options a real run combines, on the same small budget.
@@ -173,9 +173,21 @@ def test_pretrain_then_weights_path(tmp_path, cache_dir):
 
 def test_source_base_is_cached_and_reused(tmp_path, cache_dir):
     # The module fixture (or an earlier test) pretrained this configuration.
-    metrics = run_lib.run(_config(tmp_path, cache_dir, phase="feature_extraction"))
+    # The base cut lower: a target-only setting, the cached source base serves.
+    metrics = run_lib.run(_config(tmp_path, cache_dir, phase="feature_extraction",
+                                  base_layer="block3", export=False))
     assert metrics["source_pretrain"] is None
     assert "reusing cached" in metrics["weights"]["detail"]
+    # --noexport: no SavedModel, and the export command writes it later, from
+    # the cut classifier's checkpoint.
+    assert metrics["export"] is None and not os.path.exists(tmp_path / "run" / "export")
+    from keras_transfer import reexport
+    path = reexport.reexport(str(tmp_path / "run"))
+    assert path == str(tmp_path / "run" / "export" / "1")
+    served = tf.saved_model.load(path).signatures["serving_pixels"]
+    images = np.zeros((2, 8, 8, 1), np.float32)
+    assert served(**{list(served.structured_input_signature[1])[0]: images})[
+        "probabilities"].shape == (2, 5)
 
 
 def test_baseline_repeated_over_seeds_reports_mean_and_spread(tmp_path, cache_dir):
@@ -183,7 +195,7 @@ def test_baseline_repeated_over_seeds_reports_mean_and_spread(tmp_path, cache_di
     # here cover fine-tuning).
     metrics = run_lib.run(_config(tmp_path, cache_dir, baseline=True, repeats=2,
                                   phase="feature_extraction", epochs=2, monitor="val_f1",
-                                  weights="none"))
+                                  weights="none", export=False))
     baseline = metrics["baseline"]
     assert baseline["phases"]["scratch"]["epochs_run"] == 2  # The same budget.
     assert baseline["phases"]["scratch"]["monitor"] == "val_f1"
@@ -214,7 +226,8 @@ def test_baseline_repeated_over_seeds_reports_mean_and_spread(tmp_path, cache_di
 def test_safety_net_catches_a_harmful_fine_tune(tmp_path, cache_dir, capsys):
     """A learning rate of 100 wrecks the fine-tuned weights: the exported
     model must be the feature-extraction one, and the run must say so."""
-    metrics = run_lib.run(_config(tmp_path, cache_dir, fine_tune_learning_rate=100.0))
+    metrics = run_lib.run(_config(tmp_path, cache_dir, fine_tune_learning_rate=100.0,
+                                  export=False))
     decision = metrics["safety_net"]
     assert decision["fine_tune_worse"] and decision["restored_feature_extraction"]
     assert decision["exported_phase"] == "feature_extraction"
@@ -243,7 +256,7 @@ def test_metrics_json_is_valid_json(both_run):
 
 
 def test_zero_feature_extraction_epochs_goes_straight_to_fine_tuning(tmp_path, cache_dir):
-    metrics = run_lib.run(_config(tmp_path, cache_dir, epochs=0))
+    metrics = run_lib.run(_config(tmp_path, cache_dir, epochs=0, export=False))
     assert list(metrics["phases"]) == ["fine_tune"]
     assert metrics["phases"]["fine_tune"]["first_epoch"] == 0
 
@@ -261,6 +274,6 @@ def test_deterministic_runs_give_bit_identical_weights(tmp_path, op_determinism_
     fingerprints = []
     for name in ("first", "second"):
         config = config_lib.RunConfig(**{**TINY, "weights": "none", "deterministic": True,
-                                         "output_dir": str(tmp_path / name)})
+                                         "output_dir": str(tmp_path / name), "export": False})
         fingerprints.append(run_lib.run(config)["weights_fingerprint"])
     assert fingerprints[0] == fingerprints[1]

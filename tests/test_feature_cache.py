@@ -99,7 +99,7 @@ def test_a_run_on_recorded_features_equals_one_without(tmp_path, capsys):
         config = config_lib.RunConfig(
             weights="none", output_dir=str(tmp_path / name), cache_dir=str(tmp_path / "cache"),
             feature_cache=cache, **{**TINY, "epochs": 2, "fine_tune_epochs": 0,
-                                    "examples_per_class": 6, **extra})
+                                    "examples_per_class": 6, "export": False, **extra})
         metrics = run.run(config)
         return metrics, capsys.readouterr().out
 

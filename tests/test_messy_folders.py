@@ -296,7 +296,7 @@ def test_a_run_on_a_messy_folder_says_what_it_used_and_skipped(messy, tmp_path, 
     output_dir = str(tmp_path / "run")
     config = config_lib.RunConfig(
         dataset=messy, weights="none", image_size=32, output_dir=output_dir,
-        cache_dir=str(tmp_path / "cache"), max_broken_fraction=0.25,
+        cache_dir=str(tmp_path / "cache"), max_broken_fraction=0.25, export=False,
         **{**TINY, "fine_tune_epochs": 0})
     metrics = run.run(config)
     console = capsys.readouterr().out

@@ -85,6 +85,25 @@ def test_unknown_unfreeze_point_is_a_clear_error():
         model_lib.set_trainable_for_phase(classifier, VGG16, "fine_tune", "block9")
 
 
+def test_a_base_cut_lower_keeps_its_weights_and_its_own_top_block(tmp_path):
+    whole = VGG16.build(32)
+    weights = str(tmp_path / "base.weights.h5")
+    whole.save_weights(weights)
+    classifier = model_lib.build_classifier(VGG16, 5, image_size=32, channels=1,
+                                            base_weights=weights, base_layer="block3")
+    base = model_lib.base_of(classifier)
+    names = [layer.name for layer in base.layers]
+    assert names[-1] == "block3_pool" and "block4_conv1" not in names
+    assert classifier.get_layer("pool").output.shape[-1] == 256
+    np.testing.assert_array_equal(base.get_layer("block3_conv3").get_weights()[0],
+                                  whole.get_layer("block3_conv3").get_weights()[0])
+    # --unfreeze=top: the cut base's last block.
+    model_lib.set_trainable_for_phase(classifier, VGG16, "fine_tune", "top")
+    assert _trainable_layers(classifier) == ["block3_conv1", "block3_conv2", "block3_conv3"]
+    with pytest.raises(config_lib.ConfigError, match="Received: base_layer='conv4'"):
+        model_lib.build_classifier(VGG16, 5, image_size=32, channels=1, base_layer="conv4")
+
+
 def test_batchnorm_statistics_stay_put_while_fine_tuning():
     """The base runs with training=False, so fitting never moves BN statistics."""
     classifier = model_lib.build_classifier(RESNET50, 3, image_size=32, channels=3)

@@ -6,6 +6,7 @@ import numpy as np
 
 from conftest import TINY, run_python
 from keras_transfer import backbones, config as config_lib, rank
+from keras_transfer import model as model_lib
 
 
 def test_block_names_cut_at_the_blocks_output():
@@ -13,12 +14,12 @@ def test_block_names_cut_at_the_blocks_output():
 
     spec = backbones.get("vgg16")
     base = spec.build(32)
-    assert rank.cut_tensor(spec, base, "block4").shape[1:] == (2, 2, 512)  # block4_pool.
-    assert rank.cut_tensor(spec, base, "block5") is base.output
-    assert rank.cut_tensor(spec, base, "block3_conv2").shape[1:] == (8, 8, 256)
-    assert rank.cut_tensor(spec, base, "conv4") is None  # A ResNet block.
+    assert model_lib.cut_tensor(spec, base, "block4").shape[1:] == (2, 2, 512)  # block4_pool.
+    assert model_lib.cut_tensor(spec, base, "block5") is base.output
+    assert model_lib.cut_tensor(spec, base, "block3_conv2").shape[1:] == (8, 8, 256)
+    assert model_lib.cut_tensor(spec, base, "conv4") is None  # A ResNet block.
     resnet = backbones.get("resnet50")
-    assert rank.cut_tensor(resnet, resnet.build(32), "conv4").shape[-1] == 1024
+    assert model_lib.cut_tensor(resnet, resnet.build(32), "conv4").shape[-1] == 1024
     del keras
 
 

@@ -105,7 +105,8 @@ def test_folder_run_with_explicit_source_dataset(tmp_path, cache_dir):
         **{**TINY, "examples_per_class": 0}, dataset=dataset, image_size=32,
         source_dataset="digits", source_classes=("0", "1"), weights="source",
         test_fraction=0.25, validation_fraction=0.25,
-        output_dir=str(tmp_path / "run"), cache_dir=cache_dir, phase="feature_extraction"))
+        output_dir=str(tmp_path / "run"), cache_dir=cache_dir, phase="feature_extraction",
+        export=False))
     assert metrics["weights"]["source_task"] == {"dataset": "digits", "classes": ["0", "1"]}
     assert metrics["class_names"] == ["cats", "dogs"]
     assert metrics["dataset"]["channels"] == 3
