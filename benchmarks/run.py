@@ -21,6 +21,7 @@ import sys
 import time
 
 import keras_transfer  # noqa: F401  (turns oneDNN on before TensorFlow loads)
+from table import write_block
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "RESULTS.md")
@@ -134,15 +135,6 @@ def run_benchmark(script, quick, log):
     return output.strip(), seconds
 
 
-def replace_block(text, block):
-    """`text` with the generated block replaced, or inserted after the title."""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        return head + block + rest.split(END, 1)[1]
-    title, _, rest = text.partition("\n")
-    return f"{title}\n\n{block}\n{rest}"
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -163,7 +155,6 @@ def main():
                             f"{target}.\n\n{output}\n")
     command = f"python benchmarks/run.py{' --quick' if args.quick else ''}"
     block = "\n".join([
-        BEGIN,
         "## Speed (benchmarks/run.py)",
         "",
         f"`{command}`, {started:%Y-%m-%d %H:%M} UTC, "
@@ -175,14 +166,8 @@ def main():
         "",
         *sections,
         GPU_REFERENCES,
-        END,
     ])
-    with open(RESULTS) as handle:
-        text = handle.read()
-    temporary = f"{RESULTS}.tmp"
-    with open(temporary, "w") as handle:
-        handle.write(replace_block(text, block))
-    os.replace(temporary, RESULTS)
+    write_block(RESULTS, BEGIN, END, block)
     print(f"\nwritten to {RESULTS}")
 
 

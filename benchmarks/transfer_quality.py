@@ -1,5 +1,6 @@
 """Does transfer pay on few-shot targets? Our defaults against scratch and
-the plain recipe, mean and spread over seeds.
+the plain recipe, mean and spread over seeds; and does ranking the candidates
+before training pick the ones that fine-tune best?
 
     python benchmarks/transfer_quality.py [--quick] [--models=vgg16,resnet50]
         [--shots=5,10,20] [--seeds=3] [--sources=digits,fashion_mnist]
@@ -14,23 +15,74 @@ is the same for every method and shot count of a seed). Sources: digits 0-4
   a head at Adam 1e-3, then the whole base unfrozen at 1e-5;
 - ours (head): our feature extraction alone (`--phase=feature_extraction`);
 - ours (both): our default `--phase=both`.
-Every run goes through `keras_transfer.run.run`, exactly what the CLI runs.
+Every run goes through `keras_transfer.run.run`, exactly what the CLI runs
+(with `--noexport`: the benchmark reads test accuracy, not SavedModels).
+
+Ranking: for every shot count and seed, each candidate (backbone x source
+base) is scored by `keras_transfer.rank` on the frozen features of the
+training split, and Kendall's tau between each estimator's scores and the
+candidates' `ours (both)` test accuracy says how well the ranking predicts
+fine-tuning; the time it takes is set against fine-tuning every candidate.
+
+Hours of runs: each finished run is appended to `--results` (JSON lines) at
+once, and a restarted benchmark skips the runs already there whose settings
+are unchanged, so a stop loses one run at most. At the end the tables are
+printed and written between markers into benchmarks/RESULTS.md.
 """
 
 import argparse
 import dataclasses
+import datetime
+import hashlib
+import json
 import os
 import statistics
 import tempfile
 import time
 
 import keras_transfer  # noqa: F401  (turns oneDNN on before TensorFlow loads)
+from table import markdown, write_block
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 METHODS = ("scratch", "plain", "ours (head)", "ours (both)")
+ESTIMATORS = ("logme", "hscore")
+BEGIN = "<!-- benchmarks/transfer_quality.py: begin (generated) -->"
+END = "<!-- benchmarks/transfer_quality.py: end -->"
 
 
-def method_config(method, base):
+def parse_settings(text):
+    """`key=value+key=value` -> {key: value typed as the RunConfig field}."""
+    from keras_transfer import config as config_lib
+
+    defaults = config_lib.RunConfig()
+    changes = {}
+    for assignment in filter(None, (text or "").split("+")):
+        key, _, value = assignment.strip().partition("=")
+        if not hasattr(defaults, key):
+            raise SystemExit(f"no setting {key!r}. Received: {assignment!r}")
+        default = getattr(defaults, key)
+        changes[key] = (tuple(value.split(",")) if isinstance(default, tuple) else
+                        value if isinstance(default, str) or default is None else
+                        value.lower() in ("1", "true") if isinstance(default, bool) else
+                        type(default)(value))
+    return changes
+
+
+def parse_variants(text):
+    """`name:key=value+key=value;name2:...` -> {"ours (name)": {key: value}}:
+    our default with some settings changed, side by side with it (how a
+    candidate default earns its place)."""
+    variants = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(";"))):
+        name, _, assignments = item.partition(":")
+        variants[f"ours ({name})"] = parse_settings(assignments)
+    return variants
+
+
+def method_config(method, base, variants=None):
     """The RunConfig of one method, from the shared settings in `base`."""
+    if variants and method in variants:
+        return dataclasses.replace(base, **variants[method])
     if method == "scratch":  # What --baseline trains, as a run of its own.
         return dataclasses.replace(base, weights="auto", phase="pretrain",
                                    pretrain_epochs=base.epochs + base.fine_tune_epochs)
@@ -42,18 +94,131 @@ def method_config(method, base):
     return base
 
 
-def run_one(config):
+def settings_key(config):
+    """What a result depends on: every setting but where files go."""
+    settings = {key: value for key, value in config.to_dict().items()
+                if key not in ("output_dir", "cache_dir")}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Results:
+    """The JSON-lines file of finished runs and rankings, keyed by settings."""
+
+    def __init__(self, path):
+        self.path = path
+        self.entries = {}
+        self.used = []  # Entries this invocation reads or adds: its table's runs.
+        if os.path.isfile(path):
+            with open(path) as handle:
+                text = handle.read()
+            for line in text.splitlines():
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # Cut short by a stop mid-write: that run runs again.
+                self.entries[entry["key"]] = entry
+            if text and not text.endswith("\n"):
+                with open(path, "a") as handle:  # The next result starts a line of its own.
+                    handle.write("\n")
+
+    def get(self, key):
+        entry = self.entries.get(key)
+        if entry is not None:
+            self.used.append(entry)
+        return entry
+
+    def add(self, entry):
+        entry = {**entry, "finished": datetime.datetime.now(
+            datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")}
+        self.entries[entry["key"]] = entry
+        self.used.append(entry)
+        with open(self.path, "a") as handle:  # One line per result: a stop loses none.
+            handle.write(json.dumps(entry) + "\n")
+        return entry
+
+
+def run_method(results, config, labels):
     from keras_transfer import run
 
-    start = time.time()
-    metrics = run.run(config)
-    return metrics["test"]["accuracy"], time.time() - start
+    key = f"run:{settings_key(config)}"
+    entry = results.get(key)
+    if entry is None:
+        start = time.time()
+        metrics = run.run(config)
+        entry = results.add({
+            "key": key, **labels, "accuracy": metrics["test"]["accuracy"],
+            "seconds": round(time.time() - start, 1),
+            # The source base is pretrained once and cached: not the method's cost.
+            "source_seconds": metrics["timings"].get("source_pretrain", 0.0)})
+    print(f"{labels['source']:>13} {labels['model']:>9} {labels['shots']:>3} seed "
+          f"{labels['seed']} {labels['method']:>12}: {entry['accuracy']:.3f} "
+          f"({entry['seconds']:.0f} s)", flush=True)
+    return entry
+
+
+def rank_candidates(results, base, models, labels):
+    """Estimator scores of each backbone on `base`'s source and target."""
+    from keras_transfer import rank
+
+    key = f"rank:{settings_key(base)}:{','.join(models)}"
+    entry = results.get(key)
+    if entry is None:
+        start = time.time()
+        rows = rank.rank_candidates(base, models, ["top"], list(ESTIMATORS),
+                                    log=lambda line: None)
+        entry = results.add({"key": key, **labels, "seconds": round(time.time() - start, 1),
+                             "rows": rows})
+    return entry
+
+
+def kendall_tau(scores, accuracies):
+    from scipy import stats
+
+    tau = stats.kendalltau(scores, accuracies).statistic
+    return None if tau != tau else float(tau)  # NaN: every accuracy tied.
 
 
 def summarise(values):
     mean = statistics.mean(values)
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
     return mean, spread
+
+
+def quality_table(rows, seeds, methods):
+    leads = [m for m in ("scratch", "plain") if m in methods and "ours (both)" in methods]
+    header = ["source", "model", "labels/class", *methods, *(f"ours - {m}" for m in leads)]
+    lines = []
+    for (source, model, shots), scores in rows.items():
+        means = {method: summarise(values) for method, values in scores.items()}
+        lines.append([source, model, shots,
+                      *(f"{mean:.3f} ± {spread:.3f}" for mean, spread in means.values()),
+                      *(f"{means['ours (both)'][0] - means[m][0]:+.3f}" for m in leads)])
+    return (f"Test accuracy on digits 5-9, mean ± standard deviation over {seeds} seed(s); "
+            "`ours - X` is our default's lead over X (target: above 0 on every row with "
+            "source digits)\n\n" + markdown(header, lines))
+
+
+def ranking_table(rankings):
+    """Kendall's tau per estimator over each (shots, seed)'s candidates, and
+    the time of ranking against fine-tuning every candidate."""
+    lines = []
+    for shots in sorted({entry["shots"] for entry in rankings}):
+        group = [entry for entry in rankings if entry["shots"] == shots]
+        taus = {e: [entry["tau"][e] for entry in group if entry["tau"][e] is not None]
+                for e in ESTIMATORS}
+        rank_seconds = sum(entry["rank_seconds"] for entry in group)
+        tune_seconds = sum(entry["tune_seconds"] for entry in group)
+        lines.append([shots, group[0]["candidates"], len(group),
+                      *(f"{statistics.mean(t):+.2f}" if t else "n/a" for t in taus.values()),
+                      f"{rank_seconds:.0f}", f"{tune_seconds:.0f}",
+                      f"{tune_seconds / max(rank_seconds, 1e-9):.1f}x"])
+    header = ["labels/class", "candidates", "seeds", *(f"tau {e}" for e in ESTIMATORS),
+              "rank s", "fine-tune all s", "time saved"]
+    return ("Ranking the candidates (backbone x source) before training: Kendall's tau "
+            "between each estimator's scores and the fine-tuned (`ours (both)`) test "
+            "accuracy, mean over seeds (+1: the same order; n/a: fewer than two "
+            "candidates or all tied), and ranking time against fine-tuning every "
+            "candidate (source pretraining excluded from both)\n\n" + markdown(header, lines))
 
 
 def main():
@@ -65,43 +230,103 @@ def main():
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--sources", default="digits,fashion_mnist")
     parser.add_argument("--cache_dir", default=None,
-                        help="source-base cache (default: a fresh temporary one)")
+                        help="source-base cache (default: the tool's own, so a resumed "
+                        "benchmark reuses the bases it pretrained)")
+    parser.add_argument("--results", default=None,
+                        help="JSON lines of finished runs, read to resume (default: "
+                        "benchmarks/transfer_quality[_quick].jsonl)")
+    parser.add_argument("--variants", default="",
+                        help="extra methods: our default with settings changed, as "
+                        "'NAME:key=value+key=value;NAME2:...' (e.g. "
+                        "'long:fine_tune_epochs=10')")
+    parser.add_argument("--set", default="",
+                        help="settings changed for every method, scratch included, as "
+                        "'key=value+key=value' (a budget such as batch_size or epochs "
+                        "stays the same for all)")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="which of the standard methods to run")
+    parser.add_argument("--no_write", action="store_true",
+                        help="print the tables without writing RESULTS.md")
     args = parser.parse_args()
     if args.quick:
         args.models, args.shots, args.seeds, args.sources = "vgg16", "10", 1, "digits"
+    results = Results(args.results or os.path.join(
+        HERE, f"transfer_quality{'_quick' if args.quick else ''}.jsonl"))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # ImageNet weights are not what is measured: never probe for them.
     os.environ["KERAS_TRANSFER_OFFLINE"] = "1"
     from keras_transfer import config as config_lib
 
-    rows = []
+    variants = parse_variants(args.variants)
+    methods = [m for m in METHODS if m in args.methods.split(",")] + list(variants)
+    models, sources = args.models.split(","), args.sources.split(",")
+    shot_counts = [int(s) for s in args.shots.split(",")]
+    started = datetime.datetime.now(datetime.timezone.utc)
+    scores, rankings = {}, []
     with tempfile.TemporaryDirectory() as workdir:
-        cache_dir = args.cache_dir or os.path.join(workdir, "cache")
-        for source in args.sources.split(","):
-            for model in args.models.split(","):
-                for shots in (int(s) for s in args.shots.split(",")):
-                    scores = {method: [] for method in METHODS}
-                    for seed in range(args.seeds):
-                        base = config_lib.RunConfig(
-                            model=model, examples_per_class=shots, seed=seed, verbose=0,
-                            cache_dir=cache_dir, source_dataset=source,
-                            source_classes=None if source == "digits" else
-                            ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9"))
-                        for method in METHODS:
+        cache_dir = args.cache_dir
+        for shots in shot_counts:
+            for seed in range(args.seeds):
+                candidates = []  # (scores per estimator, fine-tuned accuracy, seconds)
+                rank_seconds = 0.0
+                for source in sources:
+                    base = config_lib.RunConfig(
+                        examples_per_class=shots, seed=seed, verbose=0, export=False,
+                        cache_dir=cache_dir, source_dataset=source,
+                        source_classes=None if source == "digits" else
+                        ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9"),
+                        **parse_settings(args.set))
+                    tuned = {}
+                    for model in models:
+                        for method in methods:
+                            labels = dict(source=source, model=model, shots=shots,
+                                          seed=seed, method=method)
                             config = dataclasses.replace(
-                                method_config(method, base),
-                                output_dir=os.path.join(
-                                    workdir, f"{source}-{model}-{shots}-{seed}-{method}"))
-                            accuracy, seconds = run_one(config)
-                            scores[method].append(accuracy)
-                            print(f"{source:>13} {model:>9} {shots:>3} seed {seed} "
-                                  f"{method:>12}: {accuracy:.3f} ({seconds:.0f} s)", flush=True)
-                    rows.append((source, model, shots, {m: summarise(v) for m, v in scores.items()}))
-    print(f"\nTest accuracy on digits 5-9, mean ± std over {args.seeds} seed(s)")
-    print(f"{'source':>13} {'model':>9} {'shots':>5} " + " ".join(f"{m:>14}" for m in METHODS))
-    for source, model, shots, summary in rows:
-        cells = " ".join(f"{summary[m][0]:>8.3f} ± {summary[m][1]:.3f}" for m in METHODS)
-        print(f"{source:>13} {model:>9} {shots:>5} {cells}")
+                                method_config(method, dataclasses.replace(base, model=model),
+                                              variants),
+                                output_dir=os.path.join(workdir, "-".join(
+                                    str(v) for v in labels.values()).replace(" ", "_")))
+                            entry = run_method(results, config, labels)
+                            scores.setdefault((source, model, shots), {
+                                m: [] for m in methods})[method].append(entry["accuracy"])
+                            if method == "ours (both)":
+                                tuned[model] = entry
+                    if len(tuned) < len(models):
+                        continue  # Ranking is judged against our default: not run.
+                    ranked = rank_candidates(results, base, models,
+                                             dict(source=source, shots=shots, seed=seed))
+                    rank_seconds += ranked["seconds"]
+                    for row in ranked["rows"]:
+                        entry = tuned[row["model"]]
+                        candidates.append(({e: row[e] for e in ESTIMATORS},
+                                           entry["accuracy"],
+                                           entry["seconds"] - entry["source_seconds"]))
+                if not candidates:
+                    continue
+                tau = {e: kendall_tau([c[0][e] for c in candidates],
+                                      [c[1] for c in candidates]) if len(candidates) > 1
+                       else None for e in ESTIMATORS}
+                rankings.append({"shots": shots, "seed": seed, "tau": tau,
+                                 "candidates": len(candidates), "rank_seconds": rank_seconds,
+                                 "tune_seconds": sum(c[2] for c in candidates)})
+    finished = sorted(entry["finished"] for entry in results.used)
+    command = " ".join(["python benchmarks/transfer_quality.py", *(
+        ["--quick"] if args.quick else []), *(
+        [f"--set='{args.set}'"] if args.set else []), *(
+        [f"--variants='{args.variants}'"] if args.variants else [])])
+    text = "\n\n".join([
+        "## Transfer quality (benchmarks/transfer_quality.py)",
+        f"`{command}`: models {args.models}, {args.shots} labels per class, "
+        f"{args.seeds} seed(s), sources {args.sources}; runs finished between "
+        f"{finished[0]} and {finished[-1]} UTC (this invocation started "
+        f"{started:%Y-%m-%d %H:%M}; earlier runs come from `{results.path}`'s record).",
+        quality_table(scores, args.seeds, methods),
+        *([ranking_table(rankings)] if rankings else []),
+    ])
+    print("\n" + text)
+    if not args.no_write:
+        write_block(os.path.join(HERE, "RESULTS.md"), BEGIN, END, text)
+        print(f"\nwritten to {os.path.join(HERE, 'RESULTS.md')}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,67 @@
+"""The benchmark scripts' bookkeeping: resuming from the record of finished
+runs, variants of our default, Kendall's tau, the marked block of RESULTS.md."""
+
+import os
+import sys
+
+import pytest
+
+from conftest import REPO
+
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+import table  # noqa: E402
+import transfer_quality  # noqa: E402
+
+
+def test_finished_runs_are_read_back_and_only_used_ones_are_reported(tmp_path):
+    path = str(tmp_path / "runs.jsonl")
+    first = transfer_quality.Results(path)
+    first.add({"key": "run:a", "accuracy": 0.9})
+    first.add({"key": "run:b", "accuracy": 0.8})
+    again = transfer_quality.Results(path)
+    assert again.get("run:a")["accuracy"] == 0.9 and again.get("run:c") is None
+    assert [entry["key"] for entry in again.used] == ["run:a"]
+    # A half-written last line (a stop mid-write) is not a result.
+    with open(path, "a") as handle:
+        handle.write('{"key": "run:c", "accu')
+    resumed = transfer_quality.Results(path)
+    assert resumed.get("run:b")["accuracy"] == 0.8 and resumed.get("run:c") is None
+    resumed.add({"key": "run:c", "accuracy": 0.7})
+    assert transfer_quality.Results(path).get("run:c")["accuracy"] == 0.7
+
+
+def test_settings_key_ignores_where_files_go():
+    from keras_transfer import config as config_lib
+
+    key = transfer_quality.settings_key
+    base = config_lib.RunConfig(output_dir="/a", cache_dir="/c")
+    assert key(base) == key(config_lib.RunConfig(output_dir="/b"))
+    assert key(base) != key(config_lib.RunConfig(fine_tune_epochs=6))
+
+
+def test_variants_parse_to_typed_settings():
+    variants = transfer_quality.parse_variants(
+        "long:fine_tune_epochs=8+fine_tune_learning_rate=3e-4; cut:base_layer=block4+"
+        "augment=rotation,zoom+baseline=true")
+    assert variants == {
+        "ours (long)": {"fine_tune_epochs": 8, "fine_tune_learning_rate": 3e-4},
+        "ours (cut)": {"base_layer": "block4", "augment": ("rotation", "zoom"),
+                       "baseline": True}}
+    assert transfer_quality.parse_settings("batch_size=8") == {"batch_size": 8}
+    with pytest.raises(SystemExit, match="no setting 'epoch'"):
+        transfer_quality.parse_variants("x:epoch=3")
+
+
+def test_kendall_tau_of_orders():
+    assert transfer_quality.kendall_tau([1, 2, 3], [0.5, 0.6, 0.7]) == pytest.approx(1.0)
+    assert transfer_quality.kendall_tau([3, 2, 1], [0.5, 0.6, 0.7]) == pytest.approx(-1.0)
+    assert transfer_quality.kendall_tau([1, 2, 3], [0.5, 0.5, 0.5]) is None
+
+
+def test_the_marked_block_is_replaced_and_the_rest_kept(tmp_path):
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# Results\n\nhand-written reading\n")
+    table.write_block(str(path), "<!-- b -->", "<!-- e -->", "first")
+    table.write_block(str(path), "<!-- b -->", "<!-- e -->", "second")
+    text = path.read_text()
+    assert text == "# Results\n\n<!-- b -->\nsecond\n<!-- e -->\n\nhand-written reading\n"
