@@ -20,9 +20,12 @@ class ReexportError(ValueError):
     """The folder is not a finished run; the message says what is missing."""
 
 
-def best_checkpoint(run_dir):
-    """The weights the run exported: fine_tune, else feature_extraction, else pretrain."""
-    for phase in CHECKPOINT_ORDER:
+def best_checkpoint(run_dir, metrics=None):
+    """The weights the run exported: the phase the safety net kept when it
+    discarded fine-tuning (`metrics["safety_net"]`), else fine_tune, else
+    feature_extraction, else pretrain."""
+    kept = ((metrics or {}).get("safety_net") or {}).get("exported_phase")
+    for phase in ([kept] if kept else []) + list(CHECKPOINT_ORDER):
         path = os.path.join(run_dir, "checkpoints", f"{phase}.weights.h5")
         if os.path.isfile(path):
             return path
@@ -72,7 +75,7 @@ def reexport(run_dir, *, image_size=None, export_tflite=False):
         size the run trained at). The model still resizes to its own size.
     """
     metrics = read_run(run_dir)
-    checkpoint = best_checkpoint(run_dir)
+    checkpoint = best_checkpoint(run_dir, metrics)
     classifier = rebuild_classifier(metrics, checkpoint)
     card = model_card.from_metrics(metrics)
     card["exported_from"] = {"run_dir": os.path.abspath(run_dir),

@@ -86,9 +86,12 @@ def test_run_with_export_tflite_writes_a_matching_tflite_model(finished_run):
 
 def test_cli_reexport_answers_as_the_first_export(finished_run):
     output_dir, _ = finished_run
+    # Other tests of this module may have added versions before this one.
+    versions = [int(name) for name in os.listdir(os.path.join(output_dir, "export"))
+                if name.isdigit()]
     result = run_python(["-m", "keras_transfer.export", f"--run_dir={output_dir}"])
     assert result.returncode == 0, result.stderr[-3000:]
-    second = os.path.join(output_dir, "export", "2")
+    second = os.path.join(output_dir, "export", str(max(versions) + 1))
     assert f"SavedModel exported to {second}" in result.stdout
     blobs = _digit_pngs()
     first, again = _serve(os.path.join(output_dir, "export", "1"), blobs), _serve(second, blobs)
@@ -121,6 +124,10 @@ def test_best_checkpoint_prefers_the_last_phase(tmp_path):
         (checkpoints / f"{phase}.weights.h5").write_bytes(b"")
         assert reexport.best_checkpoint(str(tmp_path)) == str(
             checkpoints / f"{phase}.weights.h5")
+    # The safety net exported phase 1's model: so does the re-export.
+    kept = {"safety_net": {"exported_phase": "feature_extraction"}}
+    assert reexport.best_checkpoint(str(tmp_path), kept) == str(
+        checkpoints / "feature_extraction.weights.h5")
 
 
 def test_unfinished_run_is_refused_with_the_reason(tmp_path):
