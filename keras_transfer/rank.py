@@ -53,15 +53,13 @@ def feature_extractor(spec, base_weights, image_size, channels, base_layer):
 
 
 def _features(extractor, data, image_size, batch_size):
-    import numpy as np
-
-    from keras_transfer import pipeline
+    from keras_transfer import evaluate, pipeline
 
     dataset = pipeline.make_dataset(data.train, num_classes=data.num_classes,
                                     batch_size=batch_size, image_size=image_size,
                                     channels=data.channels)
-    return np.concatenate([extractor(images, training=False).numpy()
-                           for images, _ in dataset])
+    # The traced forward pass the evaluation uses, not an eager call a batch.
+    return evaluate.outputs_over(extractor, dataset)[0]
 
 
 def rank_candidates(config, models, base_layers, estimators, log=print):
