@@ -92,10 +92,15 @@ def _transfer_phases(config, data, resolved, ctx, previous, log):
         first = phases[-1].first_epoch + phases[-1].epochs_run if phases else 0
         before = phases[-1].test if phases else evaluate.summary(
             _evaluate(classifier, ctx, data, config)[0])
-        phases.append(train.run_phase(
-            classifier, "fine_tune", epochs=config.fine_tune_epochs,
-            learning_rate=config.fine_tune_learning_rate,
-            schedule=config.fine_tune_schedule, first_epoch=first, **common))
+        release = (model_lib.anchor_base_weights(classifier, config.l2_sp) if config.l2_sp
+                   else lambda: None)
+        try:
+            phases.append(train.run_phase(
+                classifier, "fine_tune", epochs=config.fine_tune_epochs,
+                learning_rate=config.fine_tune_learning_rate,
+                schedule=config.fine_tune_schedule, first_epoch=first, **common))
+        finally:
+            release()  # The exported model and later phases carry no penalty.
         phases[-1].test_before = before
         evaluations["fine_tune"] = _evaluate(classifier, ctx, data, config)
         phases[-1].test = evaluate.summary(evaluations["fine_tune"][0])

@@ -137,7 +137,8 @@ def _available_memory_bytes():
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
-def feature_dataset(stored, *, batch_size, in_memory=True, training=False, seed=0):
+def feature_dataset(stored, *, batch_size, in_memory=True, training=False, seed=0,
+                    min_steps=1):
     """Batches of recorded (features, one-hot) for the head.
 
     In training they are shuffled exactly as the pixel pipeline shuffles its
@@ -145,14 +146,11 @@ def feature_dataset(stored, *, batch_size, in_memory=True, training=False, seed=
     same batches; streamed from disk the buffer is capped at
     `SHUFFLE_BUFFER_BYTES`, which only changes the order for splits larger
     than that. With K recorded views per example, each epoch draws one of
-    them per example (seeded).
+    them per example (seeded). A training epoch has at least `min_steps`
+    batches, repeated as the pixel pipeline repeats a small split.
     """
     examples = int(stored.cardinality())
     dataset = stored.cache() if in_memory else stored
-    if training:
-        buffer = examples if in_memory else max(
-            1, min(examples, SHUFFLE_BUFFER_BYTES // _bytes_per_example(stored)))
-        dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     copies = stored.element_spec[0].shape[0]
     if copies == 1:
         dataset = dataset.map(lambda views, labels: (views[0], labels))
@@ -160,6 +158,14 @@ def feature_dataset(stored, *, batch_size, in_memory=True, training=False, seed=
         draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         dataset = tf.data.Dataset.zip(dataset, draws).map(
             lambda example, draw: (example[0][draw % copies], example[1]))
+    if training:
+        # Shuffle then repeat, adjacent as in the pixel pipeline: tf.data fuses
+        # the pair into one op whose later epochs shuffle differently from
+        # the unfused pair, so any op between them would change the order.
+        buffer = examples if in_memory else max(
+            1, min(examples, SHUFFLE_BUFFER_BYTES // _bytes_per_example(stored)))
+        dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat(
+            pipeline.passes_per_epoch(examples, batch_size, min_steps))
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
@@ -238,6 +244,6 @@ def phase_one_inputs(classifier, data, config, ctx, resolved, log):
     return {
         "fit_model": head,
         "train_data": feature_dataset(stored["train"], training=True, seed=config.seed,
-                                      **common),
+                                      min_steps=config.min_steps_per_epoch, **common),
         "validation_data": feature_dataset(stored["validation"], **common),
     }

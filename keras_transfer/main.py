@@ -43,11 +43,15 @@ def define_flags():
     flags.DEFINE_integer("image_size", None, "Square input size (default: the data's "
                          "own size within the backbone's range; 224 for folders).")
     flags.DEFINE_integer("batch_size", _default("batch_size"), "Per-replica batch size.")
+    flags.DEFINE_integer("min_steps_per_epoch", _default("min_steps_per_epoch"),
+                         "A smaller training split is repeated (reshuffled) within an "
+                         "epoch until it has this many steps (1: one pass an epoch).")
     flags.DEFINE_integer("epochs", _default("epochs"), "Feature-extraction epochs.")
     flags.DEFINE_float("learning_rate", _default("learning_rate"), "Feature-extraction learning rate.")
     flags.DEFINE_integer("fine_tune_epochs", _default("fine_tune_epochs"), "Fine-tune epochs.")
-    flags.DEFINE_float("fine_tune_learning_rate", _default("fine_tune_learning_rate"),
-                       "Fine-tune learning rate (10-100x below learning_rate).")
+    flags.DEFINE_float("fine_tune_learning_rate", None,
+                       "Fine-tune learning rate; default: 1e-4 for ImageNet or file "
+                       "weights, the backbone's from-scratch rate for a source-task base.")
     flags.DEFINE_enum("fine_tune_schedule", _default("fine_tune_schedule"),
                       config_lib.SCHEDULES, "cosine: the fine-tune rate decays from "
                       "--fine_tune_learning_rate to 0 along a half cosine over the "
@@ -60,11 +64,16 @@ def define_flags():
     flags.DEFINE_string("unfreeze", _default("unfreeze"), "Fine-tune from: auto (top for "
                         "ImageNet or file weights, all for a source-task base), top (last "
                         "block/stage), all, a block name (block4, conv4) or a layer name.")
-    flags.DEFINE_string("base_layer", _default("base_layer"), "Where the base ends: top "
-                        "(its output), a block name (block4, conv4: that block's output) or a "
-                        "layer name; the head pools what comes out there.")
+    flags.DEFINE_string("base_layer", _default("base_layer"), "Where the base ends: auto "
+                        "(top for ImageNet or file weights, the block below the top one for "
+                        "a source-task base), top (its output), a block name (block4, conv4: "
+                        "that block's output) or a layer name; the head pools what comes "
+                        "out there.")
     flags.DEFINE_float("dropout", _default("dropout"), "Dropout before the head.")
     flags.DEFINE_float("l2", _default("l2"), "L2 penalty on the head's kernel.")
+    flags.DEFINE_float("l2_sp", _default("l2_sp"), "Fine-tuning: penalty on the squared "
+                       "distance of the base's weights from where fine-tuning started "
+                       "(L2-SP; 0: off).")
     flags.DEFINE_float("label_smoothing", _default("label_smoothing"), "Label smoothing.")
     flags.DEFINE_list("augment", [], "Training augmentations: flip, rotation, zoom.")
     flags.DEFINE_enum("class_weight", _default("class_weight"), config_lib.CLASS_WEIGHTS,

@@ -162,6 +162,34 @@ def weights_fingerprint(model):
     return digest.hexdigest()[:16]
 
 
+class TowardStart(keras.regularizers.Regularizer):
+    """L2-SP (Li, Grandvalet and Davoine, 2018): `strength` times a weight's
+    squared distance from its value when fine-tuning started, where plain L2
+    measures it from zero. A few labels then move the pretrained features
+    only as far as they must."""
+
+    def __init__(self, start, strength):
+        self.start = keras.ops.convert_to_tensor(start)
+        self.strength = strength
+
+    def __call__(self, weight):
+        return self.strength * keras.ops.sum(keras.ops.square(weight - self.start))
+
+
+def anchor_base_weights(model, strength):
+    """Regularises the base's trainable weights toward their current values
+    (`TowardStart`); returns a function that takes the regularisers off."""
+    anchored = list(base_of(model).trainable_weights)
+    for weight in anchored:
+        weight.regularizer = TowardStart(weight.numpy(), strength)
+
+    def release():
+        for weight in anchored:
+            weight.regularizer = None
+
+    return release
+
+
 def base_of(model):
     """The backbone inside a classifier built by `build_classifier`."""
     for layer in model.layers:

@@ -113,7 +113,7 @@ def read_json(path):
 COMPATIBILITY_KEYS = ("model", "dataset", "classes", "image_size", "seed",
                       "validation_fraction", "test_fraction", "examples_per_class")
 RESUME_KEYS = COMPATIBILITY_KEYS + ("phase", "weights", "unfreeze_resolved", "dropout",
-                                    "l2", "split_file", "baseline", "repeats")
+                                    "l2", "l2_sp", "split_file", "baseline", "repeats")
 
 
 def check_compatible(previous, current, output_dir, keys=COMPATIBILITY_KEYS):

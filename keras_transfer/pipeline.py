@@ -52,14 +52,28 @@ def _augmenter(augment, seed):
     return keras.Sequential(steps, name="augment") if steps else None
 
 
+def passes_per_epoch(examples, batch_size, min_steps):
+    """The fewest shuffled passes over a training split that make an epoch
+    of at least `min_steps` batches (the last one may be partial). A
+    few-label split is one or two batches: one pass an epoch would make
+    `--epochs` count a handful of steps (and validations), so such splits
+    are repeated, reshuffled each pass, within an epoch; a split of
+    `min_steps` batches or more is one pass."""
+    # p passes are ceil(p * examples / batch_size) batches: >= min_steps
+    # exactly when p * examples > (min_steps - 1) * batch_size.
+    return (max(0, min_steps - 1) * batch_size) // max(1, examples) + 1
+
+
 def make_dataset(examples, *, num_classes, batch_size, image_size, channels,
-                 training=False, seed=0, augment=()):
+                 training=False, seed=0, augment=(), min_steps=1):
     """Returns a batched `tf.data.Dataset` of (float32 pixels, one-hot labels).
 
     Args:
       examples: a `datasets.Examples` (in-memory uint8 images or file paths).
       batch_size: the global batch size (per-replica batch x replicas).
       training: shuffle (seeded, reshuffled every epoch) and augment.
+      min_steps: in training, an epoch has at least this many batches
+        (`passes_per_epoch`).
     """
     labels = tf.one_hot(examples.labels, num_classes, dtype=tf.float32)
     if examples.images is not None:
@@ -95,6 +109,8 @@ def make_dataset(examples, *, num_classes, batch_size, image_size, channels,
         dataset = dataset.shuffle(
             len(examples), seed=seed, reshuffle_each_iteration=True
         )
+    if training:
+        dataset = dataset.repeat(passes_per_epoch(len(examples), batch_size, min_steps))
     dataset = dataset.batch(batch_size)
     if training:
         dataset = augmented(dataset, augment, seed)

@@ -17,7 +17,8 @@ def datasets_for(data, config, image_size, global_batch):
                   image_size=image_size, channels=data.channels)
     return (
         pipeline.make_dataset(data.train, training=True, seed=config.seed,
-                              augment=config.augment, **common),
+                              augment=config.augment, min_steps=config.min_steps_per_epoch,
+                              **common),
         pipeline.make_dataset(data.validation, **common),
         pipeline.make_dataset(data.test, **common),
     )

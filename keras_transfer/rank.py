@@ -19,7 +19,7 @@ import time
 
 from absl import app, flags
 
-from keras_transfer import config as config_lib
+from keras_transfer import backbones, config as config_lib
 from keras_transfer import main as main_lib
 
 FLAGS = flags.FLAGS
@@ -30,7 +30,8 @@ def define_flags():
     if "models" in FLAGS:
         return
     flags.DEFINE_list("models", ["vgg16", "resnet50"], "Backbones to rank.")
-    flags.DEFINE_list("base_layers", ["top"], "Where to cut each base: top (its output), "
+    flags.DEFINE_list("base_layers", ["auto"], "Where to cut each base: auto (where a run "
+                      "cuts it: the block below the top for a source-task base), top (its output), "
                       "a block name of that backbone (block4, conv4: the block's output) "
                       "or a layer name; names a backbone lacks are skipped for it.")
     flags.DEFINE_list("estimators", ["logme", "hscore", "nleep"],
@@ -79,7 +80,12 @@ def rank_candidates(config, models, base_layers, estimators, log=print):
         run.pretrain_source_if_needed(candidate, resolved, {
             "strategy": strategy, "image_size": image_size,
             "global_batch": candidate.batch_size})
-        for base_layer in base_layers:
+        for requested in base_layers:
+            # `auto`: the cut a run with these weights would make.
+            base_layer = backbones.resolve_base_layer(candidate.backbone, requested,
+                                                      resolved.kind)
+            if any(row["model"] == name and row["base_layer"] == base_layer for row in rows):
+                continue  # `auto` and the cut it stands for: scored once.
             start = time.time()
             extractor = feature_extractor(candidate.backbone, resolved.load, image_size,
                                           data.channels, base_layer)

@@ -4,6 +4,7 @@ Everything that can be wrong with the settings (flags, data, weights, output
 folder) is checked before the first epoch and before anything is written.
 """
 
+import dataclasses
 import os
 import platform
 import shutil
@@ -77,6 +78,8 @@ def _summary(config, data, resolved, image_size, unfreeze, output_dir, replicas,
     log(f"weights {config.weights} -> {resolved.kind}: {resolved.detail}")
     if config.phase in ("fine_tune", "both"):
         log(f"fine-tuning unfreezes {unfreeze!r} (--unfreeze={config.unfreeze})")
+    if config.phase != "pretrain":
+        log(f"the base ends at {config.base_layer!r}")
     log(f"strategy {config.strategy}: {replicas} replica(s), global batch {global_batch}")
     log(f"output folder {output_dir}")
 
@@ -97,6 +100,12 @@ def _prepare(config, strategy, writes):
     image_size = resolve_image_size(config, data)
     resolved = weights.resolve(config, image_size)
     unfreeze = backbones.resolve_unfreeze(config.unfreeze, resolved.kind)
+    # From here on the cut and the rate are concrete: the feature cache, the
+    # baseline, the report and re-export all read them from the config.
+    config = dataclasses.replace(
+        config, base_layer=backbones.resolve_base_layer(config.backbone, config.base_layer,
+                                                        resolved.kind),
+        fine_tune_learning_rate=config.fine_tune_rate_for(resolved.kind))
     _check_settings(config, image_size, unfreeze)
     if writes:
         output_dir, state = outputs.create_output_dir(config)
@@ -118,7 +127,7 @@ def _prepare(config, strategy, writes):
         export.remove_staging(os.path.join(output_dir, "export"))
     outputs.write_json(os.path.join(output_dir, outputs.CONFIG_FILE), run_config)
     data_summary.write_report(output_dir, data)
-    return data, image_size, resolved, output_dir, run_config, previous, state
+    return config, data, image_size, resolved, output_dir, run_config, previous, state
 
 
 def pretrain_source_if_needed(config, resolved, ctx):
@@ -172,7 +181,7 @@ def run(config):
     # cluster's collectives when it is created.
     strategy = distribute.make_strategy(config.strategy, config.cpu_replicas)
     writes = distribute.is_chief(strategy)
-    data, image_size, resolved, output_dir, run_config, previous, state = _prepare(
+    config, data, image_size, resolved, output_dir, run_config, previous, state = _prepare(
         config, strategy, writes)
     try:
         return _run(config, strategy, data, image_size, resolved, output_dir, run_config,

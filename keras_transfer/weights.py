@@ -94,6 +94,7 @@ def source_cache_file(config, image_size):
         "pretrain_epochs": config.pretrain_epochs,
         "pretrain_learning_rate": config.scratch_learning_rate,
         "batch_size": config.batch_size,
+        "min_steps_per_epoch": config.min_steps_per_epoch,
         "augment": list(config.augment),
         # The rest of what shapes the pretrained weights: the head's
         # regularisation, the loss, and which epoch is kept.

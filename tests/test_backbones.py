@@ -57,3 +57,13 @@ def test_auto_unfreeze_depends_on_where_the_weights_came_from():
     assert backbones.resolve_unfreeze("auto", "file") == "top"
     assert backbones.resolve_unfreeze("auto", "source") == "all"
     assert backbones.resolve_unfreeze("block4", "source") == "block4"
+
+
+def test_auto_base_layer_cuts_a_source_base_one_block_below_its_top():
+    vgg16, resnet50 = backbones.get("vgg16"), backbones.get("resnet50")
+    assert backbones.resolve_base_layer(vgg16, "auto", "source") == "block4"
+    assert backbones.resolve_base_layer(resnet50, "auto", "source") == "conv4"
+    for kind in ("imagenet", "file", "none"):
+        assert backbones.resolve_base_layer(vgg16, "auto", kind) == "top"
+    assert backbones.resolve_base_layer(vgg16, "block3", "source") == "block3"
+    assert backbones.resolve_base_layer(vgg16, "top", "source") == "top"

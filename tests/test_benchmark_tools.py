@@ -36,7 +36,7 @@ def test_settings_key_ignores_where_files_go():
     key = transfer_quality.settings_key
     base = config_lib.RunConfig(output_dir="/a", cache_dir="/c")
     assert key(base) == key(config_lib.RunConfig(output_dir="/b"))
-    assert key(base) != key(config_lib.RunConfig(fine_tune_epochs=6))
+    assert key(base) != key(config_lib.RunConfig(fine_tune_epochs=7))
 
 
 def test_variants_parse_to_typed_settings():
@@ -47,7 +47,9 @@ def test_variants_parse_to_typed_settings():
         "ours (long)": {"fine_tune_epochs": 8, "fine_tune_learning_rate": 3e-4},
         "ours (cut)": {"base_layer": "block4", "augment": ("rotation", "zoom"),
                        "baseline": True}}
-    assert transfer_quality.parse_settings("batch_size=8") == {"batch_size": 8}
+    # Settings whose default is None are typed by their annotation.
+    assert transfer_quality.parse_settings("batch_size=8+classes=5,6+image_size=40") == {
+        "batch_size": 8, "classes": ("5", "6"), "image_size": 40}
     with pytest.raises(SystemExit, match="no setting 'epoch'"):
         transfer_quality.parse_variants("x:epoch=3")
 

@@ -48,7 +48,15 @@ def test_defaults_are_the_documented_ones():
     config = config_lib.RunConfig()
     assert (config.model, config.phase, config.weights, config.dataset) == (
         "vgg16", "both", "auto", "digits")
-    assert config.learning_rate / config.fine_tune_learning_rate >= 10
+    # Fine-tuning rate by where the weights came from: ImageNet 10x below the
+    # head's; a source-task base continues at the backbone's from-scratch rate.
+    assert config.learning_rate / config.fine_tune_rate_for("imagenet") >= 10
+    assert config.fine_tune_rate_for("source") == 1e-4  # VGG16's own.
+    resnet = config_lib.RunConfig(model="resnet50")
+    assert resnet.fine_tune_rate_for("source") == 1e-3
+    assert config_lib.RunConfig(model="resnet50", pretrain_learning_rate=5e-4
+                                ).fine_tune_rate_for("source") == 5e-4
+    assert config_lib.RunConfig(fine_tune_learning_rate=3e-5).fine_tune_rate_for("source") == 3e-5
     assert config.to_dict()["augment"] == []
 
 

@@ -161,7 +161,7 @@ def test_pretrain_then_weights_path(tmp_path, cache_dir):
     metrics = run_lib.run(_config(tmp_path, cache_dir, weights=weights_file,
                                   phase="both", augment=("rotation", "zoom"),
                                   class_weight="balanced", label_smoothing=0.1, l2=1e-4,
-                                  mixed_precision=True))
+                                  l2_sp=1e-3, mixed_precision=True))
     assert metrics["weights"]["kind"] == "file"
     assert metrics["weights"]["load"] == weights_file
     assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
@@ -169,6 +169,7 @@ def test_pretrain_then_weights_path(tmp_path, cache_dir):
                for value in phase["history"]["loss"])  # No NaN in reduced precision.
     import keras
     assert keras.mixed_precision.global_policy().name == "float32"  # Restored.
+    assert metrics["config"]["l2_sp"] == 1e-3
 
 
 def test_source_base_is_cached_and_reused(tmp_path, cache_dir):

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 from keras_transfer import backbones, datasets, feature_cache, pipeline
 from keras_transfer import model as model_lib
@@ -20,7 +21,8 @@ def compile_(model):
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
 
 
-def test_head_on_recorded_features_matches_training_on_pixels(tmp_path):
+@pytest.mark.parametrize("min_steps", [1, 5])
+def test_head_on_recorded_features_matches_training_on_pixels(tmp_path, min_steps):
     data = datasets.load_task("digits", None, role="target", seed=0, validation_fraction=0.1,
                               test_fraction=0.2, examples_per_class=8)
     settings = dict(num_classes=5, batch_size=16, image_size=32, channels=1)
@@ -31,7 +33,8 @@ def test_head_on_recorded_features_matches_training_on_pixels(tmp_path):
     # The same global seed when each path builds its shuffled dataset and
     # starts training: the same batch order and the same dropout masks.
     keras.utils.set_random_seed(11)
-    train = pipeline.make_dataset(data.train, training=True, seed=3, **settings)
+    train = pipeline.make_dataset(data.train, training=True, seed=3, min_steps=min_steps,
+                                  **settings)
     on_pixels.fit(train, epochs=3, verbose=0, shuffle=False)
 
     on_features = classifier(seed=7)
@@ -44,8 +47,11 @@ def test_head_on_recorded_features_matches_training_on_pixels(tmp_path):
     head = feature_cache.head_of(on_features)
     compile_(head)
     keras.utils.set_random_seed(11)
-    head.fit(feature_cache.feature_dataset(stored, batch_size=16, training=True, seed=3),
-             epochs=3, verbose=0, shuffle=False)
+    head_train = feature_cache.feature_dataset(stored, batch_size=16, training=True, seed=3,
+                                               min_steps=min_steps)
+    # 40 examples at batch 16: 3 steps an epoch; at least 5: two passes, 5 steps.
+    assert int(head_train.cardinality()) == int(train.cardinality()) == max(3, min_steps)
+    head.fit(head_train, epochs=3, verbose=0, shuffle=False)
 
     # Training the head trained the classifier: the same predictions.
     np.testing.assert_allclose(on_features.predict(test_images, verbose=0),
@@ -99,7 +105,9 @@ def test_a_run_on_recorded_features_equals_one_without(tmp_path, capsys):
         config = config_lib.RunConfig(
             weights="none", output_dir=str(tmp_path / name), cache_dir=str(tmp_path / "cache"),
             feature_cache=cache, **{**TINY, "epochs": 2, "fine_tune_epochs": 0,
-                                    "examples_per_class": 6, "export": False, **extra})
+                                    "examples_per_class": 6, "export": False,
+                                    # 30 images, batch 16: two passes an epoch.
+                                    "min_steps_per_epoch": 3, **extra})
         metrics = run.run(config)
         return metrics, capsys.readouterr().out
 
@@ -112,6 +120,7 @@ def test_a_run_on_recorded_features_equals_one_without(tmp_path, capsys):
     assert "reusing the base features recorded" in console
     assert "streamed from disk" in console
     history = lambda m: m["phases"]["feature_extraction"]["history"]  # noqa: E731
+    assert len(history(uncached)["loss"]) == 2
     for key in ("loss", "val_loss", "val_accuracy"):
         np.testing.assert_allclose(history(cached)[key], history(uncached)[key], atol=1e-5)
         np.testing.assert_allclose(history(streamed)[key], history(uncached)[key], atol=1e-5)

@@ -132,3 +132,41 @@ def test_scratch_model_updates_batchnorm_statistics():
     classifier.fit(_pixels(3, size=32), keras.utils.to_categorical([0, 1, 2, 0], 3),
                    epochs=1, verbose=0)
     assert not np.array_equal(before, bn.moving_mean)
+
+
+def test_l2_sp_measures_the_distance_from_where_fine_tuning_started():
+    classifier = model_lib.build_classifier(VGG16, 5, image_size=32, channels=1)
+    model_lib.set_trainable_for_phase(classifier, VGG16, "fine_tune")  # block5 trains.
+    release = model_lib.anchor_base_weights(classifier, strength=0.5)
+    assert float(sum(classifier.losses)) == 0.0  # At the start: no distance.
+    kernel = model_lib.base_of(classifier).get_layer("block5_conv3").kernel
+    kernel.assign(kernel.numpy() + 0.1)
+    # 0.5 x (number of weights) x 0.1^2, whatever the starting values were.
+    expected = 0.5 * kernel.numpy().size * 0.01
+    np.testing.assert_allclose(float(sum(classifier.losses)), expected, rtol=1e-3)
+    # Frozen blocks carry no penalty, and released weights none at all.
+    frozen = model_lib.base_of(classifier).get_layer("block4_conv1")
+    assert frozen.kernel.regularizer is None
+    release()
+    assert not classifier.losses
+
+
+def test_l2_sp_keeps_fine_tuned_weights_closer_to_the_start():
+    def distance_after_fine_tuning(strength):
+        keras.utils.set_random_seed(0)
+        classifier = model_lib.build_classifier(VGG16, 2, image_size=32, channels=1)
+        model_lib.set_trainable_for_phase(classifier, VGG16, "fine_tune")
+        start = [w.numpy() for w in model_lib.base_of(classifier).trainable_weights]
+        release = model_lib.anchor_base_weights(classifier, strength) if strength else None
+        classifier.compile(optimizer=keras.optimizers.SGD(0.05),
+                           loss="categorical_crossentropy")
+        pixels = _pixels(1, size=32, batch=8)
+        labels = np.eye(2, dtype="float32")[np.arange(8) % 2]
+        classifier.fit(pixels, labels, epochs=10, batch_size=8, verbose=0)
+        if release:
+            release()
+        return sum(float(np.sum((w.numpy() - s) ** 2)) for w, s in zip(
+            model_lib.base_of(classifier).trainable_weights, start))
+
+    free, anchored = distance_after_fine_tuning(0.0), distance_after_fine_tuning(5.0)
+    assert free > 0 and anchored < 0.5 * free

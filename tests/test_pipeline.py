@@ -58,6 +58,32 @@ def test_training_order_is_fixed_by_the_seed():
     assert sorted(first) == list(range(len(examples)))
 
 
+@pytest.mark.parametrize("examples, batch, min_steps, passes", [
+    (7, 5, 4, 3), (25, 32, 20, 25), (630, 32, 20, 1), (640, 32, 20, 1), (639, 32, 21, 2),
+    (10, 5, 1, 1), (1, 32, 1, 1)])
+def test_passes_per_epoch_are_the_fewest_that_reach_min_steps(examples, batch, min_steps,
+                                                                passes):
+    assert pipeline.passes_per_epoch(examples, batch, min_steps) == passes
+    assert -(-passes * examples // batch) >= min_steps
+    assert passes == 1 or -(-(passes - 1) * examples // batch) < min_steps
+
+
+def test_a_small_training_split_repeats_within_an_epoch_up_to_min_steps():
+    examples = in_memory_examples(count=7)
+    # Batch 5, at least 4 steps: 3 passes (21 examples), 5 batches.
+    dataset = make(examples, training=True, seed=1, min_steps=4)
+    assert int(dataset.cardinality()) == 5
+    epoch = order(dataset)
+    passes = [epoch[i * 7:(i + 1) * 7] for i in range(3)]
+    assert len(epoch) == 21 and all(sorted(p) == list(range(7)) for p in passes)
+    assert len({tuple(p) for p in passes}) > 1  # Reshuffled every pass.
+    assert order(dataset) != epoch  # And every epoch.
+    # A split with enough batches (24 at batch 5: 5 batches, the last partial),
+    # and evaluation, stay at one pass.
+    assert len(order(make(in_memory_examples(count=24), training=True, min_steps=5))) == 24
+    assert order(make(examples, min_steps=4)) == list(range(7))
+
+
 def test_training_order_changes_across_epochs():
     dataset = make(in_memory_examples(), training=True, seed=7)
     assert order(dataset) != order(dataset)
