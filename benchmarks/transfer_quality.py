@@ -13,8 +13,9 @@ dataset-fashion-mnist). Methods:
   trained on the target for the transfer runs' budget (epochs + fine-tune
   epochs) at the backbone's from-scratch learning rate;
 - plain: the recipe in ../shared/DESIGN.md: the whole source-pretrained base
-  frozen, a head at Adam 1e-3, then all of it unfrozen at a constant 1e-5, on
-  the same epochs (and steps an epoch) as ours;
+  frozen, a head at Adam 1e-3, then all of it unfrozen at a constant 1e-5,
+  no label smoothing (source or target), on the same epochs (and steps an
+  epoch) as ours;
 - ours (head): our feature extraction alone (`--phase=feature_extraction`);
 - ours (both): our default `--phase=both`.
 Every run goes through `keras_transfer.run.run`, exactly what the CLI runs
@@ -106,7 +107,8 @@ def method_config(method, base, variants=None):
     if method == "plain":  # On the same epochs and steps as ours.
         return dataclasses.replace(base, phase="both", learning_rate=1e-3,
                                    fine_tune_learning_rate=1e-5, unfreeze="all",
-                                   base_layer="top", fine_tune_schedule="constant")
+                                   base_layer="top", fine_tune_schedule="constant",
+                                   label_smoothing=0.0)
     if method == "ours (head)":
         return dataclasses.replace(base, phase="feature_extraction")
     return base

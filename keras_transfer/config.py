@@ -55,7 +55,9 @@ class RunConfig:
     dropout: float = 0.2
     l2: float = 0.0
     l2_sp: float = 0.0
-    label_smoothing: float = 0.0
+    # Few labels: without it the loss drives train logits to certainty in one
+    # fine-tune epoch and the best epoch by val_loss is the first (issue 8).
+    label_smoothing: float = 0.1
     augment: Tuple[str, ...] = ()
     class_weight: str = "none"
     examples_per_class: int = 0

@@ -74,7 +74,9 @@ def define_flags():
     flags.DEFINE_float("l2_sp", _default("l2_sp"), "Fine-tuning: penalty on the squared "
                        "distance of the base's weights from where fine-tuning started "
                        "(L2-SP; 0: off).")
-    flags.DEFINE_float("label_smoothing", _default("label_smoothing"), "Label smoothing.")
+    flags.DEFINE_float("label_smoothing", _default("label_smoothing"), "Label smoothing of "
+                       "the cross-entropy: source pretraining, both phases and the "
+                       "baseline (0: off).")
     flags.DEFINE_list("augment", [], "Training augmentations: flip, rotation, zoom.")
     flags.DEFINE_enum("class_weight", _default("class_weight"), config_lib.CLASS_WEIGHTS,
                       "balanced: weight classes by inverse training frequency.")

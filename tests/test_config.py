@@ -58,6 +58,7 @@ def test_defaults_are_the_documented_ones():
                                 ).fine_tune_rate_for("source") == 5e-4
     assert config_lib.RunConfig(fine_tune_learning_rate=3e-5).fine_tune_rate_for("source") == 3e-5
     assert config.to_dict()["augment"] == []
+    assert config.label_smoothing == 0.1
 
 
 def test_config_is_frozen():
