@@ -114,10 +114,24 @@ def method_config(method, base, variants=None):
     return base
 
 
+def transfer_cut(config):
+    """Where a transfer run from the source base cuts it: `base_layer`, with
+    `auto` resolved by the package's rule for a source-pretrained base."""
+    from keras_transfer import backbones
+
+    return backbones.resolve_base_layer(config.backbone, config.base_layer, "source",
+                                        config.phase)
+
+
 def settings_key(config):
-    """What a result depends on: every setting but where files go."""
+    """What a result depends on: every setting but where files go. A
+    transfer run's `base_layer=auto` is keyed by the cut it resolves to: a
+    new rule must not reuse runs recorded under the old one (from scratch,
+    `phase=pretrain`, the whole network trains and auto stays auto)."""
     settings = {key: value for key, value in config.to_dict().items()
                 if key not in ("output_dir", "cache_dir")}
+    if config.phase != "pretrain" and config.base_layer == "auto":
+        settings["base_layer"] = transfer_cut(config)
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -180,7 +194,8 @@ def rank_candidates(results, base, models, labels):
     """Estimator scores of each backbone on `base`'s source and target."""
     from keras_transfer import rank
 
-    key = f"rank:{settings_key(base)}:{','.join(models)}"
+    cuts = [transfer_cut(dataclasses.replace(base, model=model)) for model in models]
+    key = f"rank:{settings_key(base)}:{','.join(f'{m}@{c}' for m, c in zip(models, cuts))}"
     entry = results.get(key)
     if entry is None:
         start = time.time()

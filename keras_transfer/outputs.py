@@ -110,7 +110,7 @@ def read_json(path):
 
 # Settings that must match when a run continues an earlier one's state
 # (fine_tune on its phase 1, or a resumed run on its backups).
-COMPATIBILITY_KEYS = ("model", "dataset", "classes", "image_size", "seed",
+COMPATIBILITY_KEYS = ("model", "base_layer", "dataset", "classes", "image_size", "seed",
                       "validation_fraction", "test_fraction", "examples_per_class")
 RESUME_KEYS = COMPATIBILITY_KEYS + ("phase", "weights", "unfreeze_resolved", "dropout",
                                     "l2", "l2_sp", "split_file", "baseline", "repeats")

@@ -83,7 +83,7 @@ def rank_candidates(config, models, base_layers, estimators, log=print):
         for requested in base_layers:
             # `auto`: the cut a run with these weights would make.
             base_layer = backbones.resolve_base_layer(candidate.backbone, requested,
-                                                      resolved.kind)
+                                                      resolved.kind, candidate.phase)
             if any(row["model"] == name and row["base_layer"] == base_layer for row in rows):
                 continue  # `auto` and the cut it stands for: scored once.
             start = time.time()

@@ -58,14 +58,20 @@ def _check_settings(config, image_size, unfreeze):
                                   config.base_layer)
     if config.phase in ("fine_tune", "both"):
         model_lib.check_unfreeze(config.backbone, unfreeze, base)
-    if config.phase == "fine_tune" and outputs.check_output_dir(
-        config.output_dir or "", "fine_tune"
-    ) != "continue":
+
+
+def _phase_one_result(config):
+    """The metrics of the run whose feature-extraction result
+    `--phase=fine_tune` continues (None for other phases)."""
+    if config.phase != "fine_tune":
+        return None
+    if outputs.check_output_dir(config.output_dir or "", "fine_tune") != "continue":
         raise outputs.OutputDirError(
             "phase=fine_tune starts from a feature-extraction result: pass the "
             "--output_dir of a run that has one, or use --phase=both. "
             f"Received: output_dir={config.output_dir!r}"
         )
+    return outputs.read_json(os.path.join(config.output_dir, outputs.METRICS_FILE))
 
 
 def _summary(config, data, resolved, image_size, unfreeze, output_dir, replicas,
@@ -89,6 +95,16 @@ def _versions():
             "keras": keras.__version__, "python": platform.python_version()}
 
 
+def _base_layer(config, resolved, previous):
+    """`config.base_layer` resolved. `--phase=fine_tune` continues the model
+    of an earlier phase-1 run (`previous`), so `auto` is that run's cut, which
+    the phase-1 rule may have put elsewhere than the fine-tuning one."""
+    if previous is not None and config.base_layer == "auto":
+        return previous["config"]["base_layer"]
+    return backbones.resolve_base_layer(config.backbone, config.base_layer, resolved.kind,
+                                        config.phase)
+
+
 def _prepare(config, strategy, writes):
     """Loads the data and checks every setting; creates the output folder last.
 
@@ -100,11 +116,11 @@ def _prepare(config, strategy, writes):
     image_size = resolve_image_size(config, data)
     resolved = weights.resolve(config, image_size)
     unfreeze = backbones.resolve_unfreeze(config.unfreeze, resolved.kind)
+    previous = _phase_one_result(config)
     # From here on the cut and the rate are concrete: the feature cache, the
     # baseline, the report and re-export all read them from the config.
     config = dataclasses.replace(
-        config, base_layer=backbones.resolve_base_layer(config.backbone, config.base_layer,
-                                                        resolved.kind),
+        config, base_layer=_base_layer(config, resolved, previous),
         fine_tune_learning_rate=config.fine_tune_rate_for(resolved.kind))
     _check_settings(config, image_size, unfreeze)
     if writes:
@@ -115,9 +131,7 @@ def _prepare(config, strategy, writes):
         os.makedirs(output_dir)
     run_config = {**config.to_dict(), "image_size": image_size, "output_dir": output_dir,
                   "unfreeze_resolved": unfreeze}
-    previous = None
-    if config.phase == "fine_tune":
-        previous = outputs.read_json(os.path.join(config.output_dir, outputs.METRICS_FILE))
+    if previous is not None:
         outputs.check_compatible(previous["config"], run_config, config.output_dir)
     if state == "resume":
         interrupted = outputs.read_json(os.path.join(output_dir, outputs.CONFIG_FILE))

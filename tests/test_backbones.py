@@ -59,11 +59,18 @@ def test_auto_unfreeze_depends_on_where_the_weights_came_from():
     assert backbones.resolve_unfreeze("block4", "source") == "block4"
 
 
-def test_auto_base_layer_cuts_a_source_base_one_block_below_its_top():
+def test_auto_base_layer_cuts_a_source_base_below_its_top_blocks():
     vgg16, resnet50 = backbones.get("vgg16"), backbones.get("resnet50")
-    assert backbones.resolve_base_layer(vgg16, "auto", "source") == "block4"
-    assert backbones.resolve_base_layer(resnet50, "auto", "source") == "conv4"
+    mobilenet = backbones.get("mobilenet_v2")
+    # Fine-tuned: VGG's cut by its entry (measured), the rest one block
+    # below the top; a head alone: one block below the top for all.
+    assert backbones.resolve_base_layer(vgg16, "auto", "source", "both") == "block3"
+    assert backbones.resolve_base_layer(vgg16, "auto", "source", "fine_tune") == "block3"
+    assert backbones.resolve_base_layer(vgg16, "auto", "source",
+                                        "feature_extraction") == "block4"
+    assert backbones.resolve_base_layer(resnet50, "auto", "source", "both") == "conv4"
+    assert backbones.resolve_base_layer(mobilenet, "auto", "source", "both") == "block_15"
     for kind in ("imagenet", "file", "none"):
-        assert backbones.resolve_base_layer(vgg16, "auto", kind) == "top"
-    assert backbones.resolve_base_layer(vgg16, "block3", "source") == "block3"
-    assert backbones.resolve_base_layer(vgg16, "top", "source") == "top"
+        assert backbones.resolve_base_layer(vgg16, "auto", kind, "both") == "top"
+    assert backbones.resolve_base_layer(vgg16, "block3", "source", "both") == "block3"
+    assert backbones.resolve_base_layer(vgg16, "top", "source", "both") == "top"

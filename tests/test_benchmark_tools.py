@@ -39,6 +39,23 @@ def test_settings_key_ignores_where_files_go():
     assert key(base) != key(config_lib.RunConfig(fine_tune_epochs=7))
 
 
+def test_settings_key_of_an_auto_cut_is_the_cut_it_resolves_to():
+    # A new auto rule must not reuse runs recorded under the old one.
+    from keras_transfer import backbones, config as config_lib
+
+    key = transfer_quality.settings_key
+    vgg16 = backbones.get("vgg16")
+    cut = backbones.resolve_base_layer(vgg16, "auto", "source", "both")
+    assert key(config_lib.RunConfig()) == key(config_lib.RunConfig(base_layer=cut))
+    head = backbones.resolve_base_layer(vgg16, "auto", "source", "feature_extraction")
+    assert key(config_lib.RunConfig(phase="feature_extraction")) == key(
+        config_lib.RunConfig(phase="feature_extraction", base_layer=head))
+    assert key(config_lib.RunConfig()) != key(config_lib.RunConfig(base_layer="top"))
+    # From scratch the whole network trains: auto is not resolved there.
+    scratch = config_lib.RunConfig(phase="pretrain")
+    assert key(scratch) != key(config_lib.RunConfig(phase="pretrain", base_layer="top"))
+
+
 def test_variants_parse_to_typed_settings():
     variants = transfer_quality.parse_variants(
         "long:fine_tune_epochs=8+fine_tune_learning_rate=3e-4; cut:base_layer=block4+"

@@ -139,9 +139,17 @@ def test_fine_tune_alone_continues_the_phase_one_result(tmp_path, cache_dir):
     config = _config(tmp_path, cache_dir, phase="feature_extraction")
     first = run_lib.run(config)
     assert list(first["phases"]) == ["feature_extraction"]
+    # Fine-tuning alone cuts where phase 1 did (for a source base, auto cuts
+    # a VGG16 lower when the run fine-tunes it).
     second = run_lib.run(_config(tmp_path, cache_dir, phase="fine_tune"))
+    assert second["config"]["base_layer"] == first["config"]["base_layer"] == "block4"
     assert list(second["phases"]) == ["feature_extraction", "fine_tune"]
     assert second["phases"]["feature_extraction"] == first["phases"]["feature_extraction"]
+    assert sorted(os.listdir(tmp_path / "run" / "export")) == ["1", "2"]
+    # Another cut cannot continue phase 1's model: refused before any writing.
+    with pytest.raises(outputs.OutputDirError, match="base_layer='block4'; this run has "
+                       "base_layer='block3'"):
+        run_lib.run(_config(tmp_path, cache_dir, phase="fine_tune", base_layer="block3"))
     assert sorted(os.listdir(tmp_path / "run" / "export")) == ["1", "2"]
 
 
