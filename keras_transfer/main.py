@@ -66,9 +66,9 @@ def define_flags():
                         "block/stage), all, a block name (block4, conv4) or a layer name.")
     flags.DEFINE_string("base_layer", _default("base_layer"), "Where the base ends: auto "
                         "(top for ImageNet or file weights; for a source-task base the block "
-                        "below the top one, VGG's block3 when fine-tuned), top (its output), a block name (block4, conv4: "
-                        "that block's output) or a layer name; the head pools what comes "
-                        "out there.")
+                        "below the top one, VGG's block3 when fine-tuned), top (its output), "
+                        "a block name (block4, conv4: that block's output) or a layer name; "
+                        "the head pools what comes out there.")
     flags.DEFINE_float("dropout", _default("dropout"), "Dropout before the head.")
     flags.DEFINE_float("l2", _default("l2"), "L2 penalty on the head's kernel.")
     flags.DEFINE_float("l2_sp", _default("l2_sp"), "Fine-tuning: penalty on the squared "
