@@ -49,7 +49,7 @@ from table import markdown, write_block
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 METHODS = ("scratch", "plain", "ours (head)", "ours (both)")
-ESTIMATORS = ("logme", "hscore")
+ESTIMATORS = ("logme", "hscore", "nleep")
 # Both sources small, as a project's own source task usually is: digits 0-4
 # is ~125 training images a class; Fashion-MNIST (far from digits) is capped
 # near that instead of its 6,000 a class, which would take an hour a base here.
@@ -195,7 +195,10 @@ def rank_candidates(results, base, models, labels):
     from keras_transfer import rank
 
     cuts = [transfer_cut(dataclasses.replace(base, model=model)) for model in models]
-    key = f"rank:{settings_key(base)}:{','.join(f'{m}@{c}' for m, c in zip(models, cuts))}"
+    # The estimators are part of the key: adding one ranks again rather than
+    # reading back rows that lack its scores.
+    key = (f"rank:{settings_key(base)}:{','.join(f'{m}@{c}' for m, c in zip(models, cuts))}"
+           f":{'+'.join(ESTIMATORS)}")
     entry = results.get(key)
     if entry is None:
         start = time.time()
@@ -219,6 +222,11 @@ def summarise(values):
     return mean, spread
 
 
+def signed(difference):
+    """'+0.004'; an exact tie reads '+0.000', never float noise's '-0.000'."""
+    return f"{round(difference, 3) + 0.0:+.3f}"
+
+
 def quality_table(rows, seeds, methods):
     leads = [m for m in ("scratch", "plain") if m in methods and "ours (both)" in methods]
     header = ["source", "model", "labels/class", *methods, *(f"ours - {m}" for m in leads)]
@@ -227,7 +235,7 @@ def quality_table(rows, seeds, methods):
         means = {method: summarise(values) for method, values in scores.items()}
         lines.append([source, model, shots,
                       *(f"{mean:.3f} ± {spread:.3f}" for mean, spread in means.values()),
-                      *(f"{means['ours (both)'][0] - means[m][0]:+.3f}" for m in leads)])
+                      *(signed(means["ours (both)"][0] - means[m][0]) for m in leads)])
     return (f"Test accuracy on digits 5-9, mean ± standard deviation over {seeds} seed(s); "
             "`ours - X` is our default's lead over X (target: above 0 on every row with "
             "source digits)\n\n" + markdown(header, lines))

@@ -77,6 +77,14 @@ def test_kendall_tau_of_orders():
     assert transfer_quality.kendall_tau([1, 2, 3], [0.5, 0.5, 0.5]) is None
 
 
+def test_a_lead_is_signed_and_an_exact_tie_is_not_negative():
+    assert transfer_quality.signed(0.9575 - 0.9534) == "+0.004"
+    assert transfer_quality.signed(0.812 - 0.898) == "-0.086"
+    tie = 0.3 - (0.1 + 0.2)  # -5.6e-17: equal means, summed in another order.
+    assert tie < 0
+    assert transfer_quality.signed(tie) == "+0.000"
+
+
 def test_the_marked_block_is_replaced_and_the_rest_kept(tmp_path):
     path = tmp_path / "RESULTS.md"
     path.write_text("# Results\n\nhand-written reading\n")
