@@ -216,6 +216,13 @@ def kendall_tau(scores, accuracies):
     return None if tau != tau else float(tau)  # NaN: every accuracy tied.
 
 
+def top_pick_shortfall(scores, accuracies):
+    """How much accuracy training only the estimator's top candidate gives up
+    against the best candidate: 0 when the ranking picks the winner."""
+    picked = max(range(len(scores)), key=lambda i: scores[i])
+    return max(accuracies) - accuracies[picked]
+
+
 def summarise(values):
     mean = statistics.mean(values)
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -242,8 +249,9 @@ def quality_table(rows, seeds, methods):
 
 
 def ranking_table(rankings):
-    """Kendall's tau per estimator over each (shots, seed)'s candidates, and
-    the time of ranking against fine-tuning every candidate."""
+    """Kendall's tau and the top pick's shortfall per estimator over each
+    (shots, seed)'s candidates, and the time of ranking against fine-tuning
+    every candidate."""
     lines = []
     for shots in sorted({entry["shots"] for entry in rankings}):
         group = [entry for entry in rankings if entry["shots"] == shots]
@@ -253,14 +261,19 @@ def ranking_table(rankings):
         tune_seconds = sum(entry["tune_seconds"] for entry in group)
         lines.append([shots, group[0]["candidates"], len(group),
                       *(f"{statistics.mean(t):+.2f}" if t else "n/a" for t in taus.values()),
+                      *(f"{statistics.mean(entry['shortfall'][e] for entry in group):.3f}"
+                        for e in ESTIMATORS),
                       f"{rank_seconds:.0f}", f"{tune_seconds:.0f}",
                       f"{tune_seconds / max(rank_seconds, 1e-9):.1f}x"])
     header = ["labels/class", "candidates", "seeds", *(f"tau {e}" for e in ESTIMATORS),
-              "rank s", "fine-tune all s", "time saved"]
+              *(f"top pick short {e}" for e in ESTIMATORS), "rank s", "fine-tune all s", "time saved"]
     return ("Ranking the candidates (backbone x source) before training: Kendall's tau "
             "between each estimator's scores and the fine-tuned (`ours (both)`) test "
             "accuracy, mean over seeds (+1: the same order; n/a: fewer than two "
-            "candidates or all tied), and ranking time against fine-tuning every "
+            "candidates or all tied), what training only each estimator's top "
+            "candidate gives up against the best one (`top pick short`, test "
+            "accuracy, mean over seeds; 0: it picks the winner), and ranking time "
+            "against fine-tuning every "
             "candidate (source pretraining excluded from both)\n\n" + markdown(header, lines))
 
 
@@ -350,7 +363,11 @@ def main():
                 tau = {e: kendall_tau([c[0][e] for c in candidates],
                                       [c[1] for c in candidates]) if len(candidates) > 1
                        else None for e in ESTIMATORS}
+                shortfall = {e: top_pick_shortfall([c[0][e] for c in candidates],
+                                                   [c[1] for c in candidates])
+                             for e in ESTIMATORS}
                 rankings.append({"shots": shots, "seed": seed, "tau": tau,
+                                 "shortfall": shortfall,
                                  "candidates": len(candidates), "rank_seconds": rank_seconds,
                                  "tune_seconds": sum(c[2] for c in candidates)})
     finished = sorted(entry["finished"] for entry in results.used)
@@ -363,7 +380,7 @@ def main():
         f"`{command}`: models {args.models}, {args.shots} labels per class, "
         f"{args.seeds} seed(s), sources {args.sources}; runs finished between "
         f"{finished[0]} and {finished[-1]} UTC (this invocation started "
-        f"{started:%Y-%m-%d %H:%M}; earlier runs come from `{results.path}`'s record).",
+        f"{started:%Y-%m-%d %H:%M}; earlier runs come from `{os.path.relpath(results.path)}`'s record).",
         quality_table(scores, args.seeds, methods),
         *([ranking_table(rankings)] if rankings else []),
     ])

@@ -77,6 +77,13 @@ def test_kendall_tau_of_orders():
     assert transfer_quality.kendall_tau([1, 2, 3], [0.5, 0.5, 0.5]) is None
 
 
+def test_the_top_pick_shortfall_is_what_the_estimators_favourite_gives_up():
+    accuracies = [0.90, 0.95, 0.85]
+    assert transfer_quality.top_pick_shortfall([1, 3, 2], accuracies) == 0.0
+    assert transfer_quality.top_pick_shortfall([3, 1, 2], accuracies) == pytest.approx(0.05)
+    assert transfer_quality.top_pick_shortfall([1, 2, 3], accuracies) == pytest.approx(0.10)
+
+
 def test_a_lead_is_signed_and_an_exact_tie_is_not_negative():
     assert transfer_quality.signed(0.9575 - 0.9534) == "+0.004"
     assert transfer_quality.signed(0.812 - 0.898) == "-0.086"
