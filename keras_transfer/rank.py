@@ -115,6 +115,19 @@ def table(rows, estimators):
     return "\n".join(lines)
 
 
+def caveats(rows, estimators):
+    """What the table needs to be read right: H-score rises with the feature
+    width even for columns of pure noise (tests/test_transferability.py), and
+    it ranked wider ResNet50 features above VGG16 in benchmarks/RESULTS.md,
+    the reverse of fine-tuning."""
+    widths = sorted({row["features"] for row in rows})
+    if "hscore" not in estimators or len(widths) < 2:
+        return []
+    return [f"hscore grows with the feature width, and these candidates differ "
+            f"({', '.join(str(width) for width in widths)} features): compare hscore only "
+            f"between candidates of one width, and rank across widths by logme or nleep."]
+
+
 def _check_names(models, estimators):
     from keras_transfer import backbones, transferability
 
@@ -138,6 +151,8 @@ def main(argv):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     rows = rank_candidates(config, FLAGS.models, FLAGS.base_layers, FLAGS.estimators)
     print(table(rows, FLAGS.estimators))
+    for caveat in caveats(rows, FLAGS.estimators):
+        print(f"note: {caveat}")
     if FLAGS.ranking_output:
         with open(FLAGS.ranking_output, "w", encoding="utf-8") as handle:
             json.dump(rows, handle, indent=2)

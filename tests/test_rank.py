@@ -35,6 +35,10 @@ def test_rank_scores_every_candidate_and_sorts_best_first(cache_dir):
     assert rows[0]["logme"] >= rows[1]["logme"]
     assert {row["features"] for row in rows} == {512, 256}
     assert all(row["examples"] == 40 and np.isfinite(row["hscore"]) for row in rows)
+    # Two widths: the table says H-score cannot compare them; one width is fine.
+    assert "256, 512 features" in rank.caveats(rows, ["logme", "hscore"])[0]
+    assert rank.caveats(rows, ["logme", "nleep"]) == []
+    assert rank.caveats(rows[:1], ["logme", "hscore"]) == []
 
 
 def test_rank_cli_prints_a_table_and_writes_json(tmp_path, cache_dir):
@@ -44,6 +48,7 @@ def test_rank_cli_prints_a_table_and_writes_json(tmp_path, cache_dir):
                          f"--cache_dir={cache_dir}", f"--ranking_output={output}"])
     assert result.returncode == 0, result.stderr[-2000:]
     assert "rank" in result.stdout and "block4" in result.stdout
+    assert "note: hscore grows with the feature width" in result.stdout  # 128 vs 512.
     rows = json.loads(output.read_text())
     assert [row["model"] for row in rows] == ["vgg16", "vgg16"]
 

@@ -59,6 +59,16 @@ def test_h_score_of_features_that_are_the_class_means_is_classes_minus_one():
     assert transferability.h_score(noise, np.arange(3000) % 3, shrink=False) < 0.01
 
 
+def test_h_score_grows_with_noise_columns_where_logme_and_nleep_fall():
+    # Why `rank` warns when candidates differ in width: with few examples,
+    # columns of pure noise still "explain" some between-class variance.
+    features, labels = separated(2.0, count=25, classes=5, dims=5)
+    wide = np.hstack([features, RNG.normal(size=(25, 256))])
+    assert transferability.h_score(wide, labels) > 2 * transferability.h_score(features, labels)
+    assert transferability.log_me(wide, labels) < transferability.log_me(features, labels)
+    assert transferability.nleep(wide, labels) < transferability.nleep(features, labels)
+
+
 def test_nleep_is_a_mean_log_likelihood():
     perfect = transferability.nleep(*separated(30.0))
     assert -0.05 < perfect <= 0.0
