@@ -277,6 +277,13 @@ def ranking_table(rankings):
             "candidate (source pretraining excluded from both)\n\n" + markdown(header, lines))
 
 
+def shown_path(path):
+    """The record's path as the reader would type it: relative from the
+    repository, absolute when it lies elsewhere."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith(os.pardir) else relative
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -380,7 +387,7 @@ def main():
         f"`{command}`: models {args.models}, {args.shots} labels per class, "
         f"{args.seeds} seed(s), sources {args.sources}; runs finished between "
         f"{finished[0]} and {finished[-1]} UTC (this invocation started "
-        f"{started:%Y-%m-%d %H:%M}; earlier runs come from `{os.path.relpath(results.path)}`'s record).",
+        f"{started:%Y-%m-%d %H:%M}; earlier runs come from `{shown_path(results.path)}`'s record).",
         quality_table(scores, args.seeds, methods),
         *([ranking_table(rankings)] if rankings else []),
     ])

@@ -99,3 +99,11 @@ def test_the_marked_block_is_replaced_and_the_rest_kept(tmp_path):
     table.write_block(str(path), "<!-- b -->", "<!-- e -->", "second")
     text = path.read_text()
     assert text == "# Results\n\n<!-- b -->\nsecond\n<!-- e -->\n\nhand-written reading\n"
+
+
+def test_the_record_is_named_from_the_repository_or_in_full(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    record = os.path.join(REPO, "benchmarks", "transfer_quality.jsonl")
+    assert transfer_quality.shown_path(record) == os.path.join("benchmarks",
+                                                               "transfer_quality.jsonl")
+    assert transfer_quality.shown_path(str(tmp_path / "r.jsonl")) == str(tmp_path / "r.jsonl")
