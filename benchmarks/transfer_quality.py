@@ -266,15 +266,16 @@ def ranking_table(rankings):
                       f"{rank_seconds:.0f}", f"{tune_seconds:.0f}",
                       f"{tune_seconds / max(rank_seconds, 1e-9):.1f}x"])
     header = ["labels/class", "candidates", "seeds", *(f"tau {e}" for e in ESTIMATORS),
-              *(f"top pick short {e}" for e in ESTIMATORS), "rank s", "fine-tune all s", "time saved"]
+              *(f"top pick short {e}" for e in ESTIMATORS),
+              "rank s", "fine-tune all s", "time saved"]
     return ("Ranking the candidates (backbone x source) before training: Kendall's tau "
             "between each estimator's scores and the fine-tuned (`ours (both)`) test "
             "accuracy, mean over seeds (+1: the same order; n/a: fewer than two "
             "candidates or all tied), what training only each estimator's top "
             "candidate gives up against the best one (`top pick short`, test "
             "accuracy, mean over seeds; 0: it picks the winner), and ranking time "
-            "against fine-tuning every "
-            "candidate (source pretraining excluded from both)\n\n" + markdown(header, lines))
+            "against fine-tuning every candidate (source pretraining excluded from "
+            "both)\n\n" + markdown(header, lines))
 
 
 def shown_path(path):
@@ -387,7 +388,8 @@ def main():
         f"`{command}`: models {args.models}, {args.shots} labels per class, "
         f"{args.seeds} seed(s), sources {args.sources}; runs finished between "
         f"{finished[0]} and {finished[-1]} UTC (this invocation started "
-        f"{started:%Y-%m-%d %H:%M}; earlier runs come from `{shown_path(results.path)}`'s record).",
+        f"{started:%Y-%m-%d %H:%M}; earlier runs come from "
+        f"`{shown_path(results.path)}`'s record).",
         quality_table(scores, args.seeds, methods),
         *([ranking_table(rankings)] if rankings else []),
     ])

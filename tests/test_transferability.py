@@ -63,7 +63,8 @@ def test_h_score_grows_with_noise_columns_where_logme_and_nleep_fall():
     # Why `rank` warns when candidates differ in width: with few examples,
     # columns of pure noise still "explain" some between-class variance.
     features, labels = separated(2.0, count=25, classes=5, dims=5)
-    wide = np.hstack([features, RNG.normal(size=(25, 256))])
+    noise = np.random.default_rng(1).normal(size=(25, 256))
+    wide = np.hstack([features, noise])
     assert transferability.h_score(wide, labels) > 2 * transferability.h_score(features, labels)
     assert transferability.log_me(wide, labels) < transferability.log_me(features, labels)
     assert transferability.nleep(wide, labels) < transferability.nleep(features, labels)
