@@ -12,7 +12,9 @@ Three entry points share one answer:
 
 All return `probabilities` (float32, one column per class in `labels.txt`
 order), `label` and `score` (the top class) and `top_k_labels`/`top_k_scores`
-(the best k = min(5, classes), best first).
+(the best k = min(5, classes), best first). Pixels of another channel count,
+NaN or Inf, and a non-list `image_bytes` are refused (InvalidArgumentError);
+an empty batch gets empty outputs.
 """
 
 import tensorflow as tf
@@ -69,6 +71,21 @@ def _answer(probabilities, labels_table, k):
     }
 
 
+def _checked_pixels(pixels, channels):
+    """Refuses what would otherwise come back as a confident wrong answer.
+
+    Neither TF Serving nor a loaded signature holds a request to the declared
+    shape, and the model's own colour conversion keeps the first channel of
+    whatever it gets: 3-channel pixels sent to a grayscale model would be
+    answered from their red channel alone. NaN or Inf would come back as
+    NaN probabilities (invalid JSON) or as an ordinary-looking label.
+    """
+    pixels = tf.ensure_shape(pixels, [None, None, None, channels],
+                             name=f"pixels_have_{channels}_channels")
+    return tf.debugging.check_numerics(
+        pixels, "pixels must be finite numbers (0-255), not NaN or Inf")
+
+
 def add_endpoints(archive, model, labels_table, *, image_size, channels):
     """Adds the signatures to a `keras.export.ExportArchive`.
 
@@ -82,9 +99,18 @@ def add_endpoints(archive, model, labels_table, *, image_size, channels):
     # trace its own copy: for ResNet50 most of the export's time and size).
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32)])
     def forward(pixels):
-        return model(pixels, training=False)
+        pixels = _checked_pixels(pixels, channels)
+        count = tf.shape(pixels)[0]
+        # oneDNN's convolutions fail on an empty batch with a misleading
+        # "input depth" error (TF 2.21): run one blank image, return none.
+        filled = tf.cond(count > 0, lambda: pixels,
+                         lambda: tf.zeros([1, 1, 1, channels], tf.float32))
+        return model(filled, training=False)[:count]
 
     def serve_image_bytes(image_bytes):
+        # A scalar or nested request (REST "inputs" with one value) is
+        # refused by name rather than failing inside map_fn.
+        image_bytes = tf.ensure_shape(image_bytes, [None], name="image_bytes_is_a_list")
         # map_fn because images of one batch may differ in size and format;
         # an undecodable one fails the whole call with InvalidArgumentError.
         images = tf.map_fn(

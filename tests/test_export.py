@@ -47,14 +47,17 @@ for name, request in requests.items():
     if "pixels" in request:  # A JSON list of pixel rows, as a REST client sends.
         serve = loaded.signatures[request["signature"]]
         dtype = tf.uint8 if request["signature"].endswith("uint8") else tf.float32
-        call = lambda: serve(pixels=tf.constant(request["pixels"], dtype))
+        pixels = tf.reshape(tf.constant(request["pixels"], dtype), request["shape"])
+        call = lambda: serve(pixels=pixels)
     else:
         serve = loaded.signatures["serving_default"]
         blobs = []
         for path in request["files"]:
             with open(path, "rb") as handle:
                 blobs.append(handle.read())
-        call = lambda: serve(image_bytes=tf.constant(blobs))
+        if request.get("scalar"):  # One string, not a list of one.
+            blobs = blobs[0]
+        call = lambda: serve(image_bytes=tf.constant(blobs, tf.string))
     try:
         outputs = call()
     except tf.errors.InvalidArgumentError as error:
@@ -173,6 +176,7 @@ def _requests(gray, rgb, folder):
             [_encode(i, f) for i, f in zip(rgb["images"], ["GIF", "BMP", "JPEG", "PNG"] * 2)],
             None,
         ),
+        "empty_batch": (gray, [], "empty"),
         # One undecodable image among good ones.
         "bad_image": (
             gray,
@@ -201,8 +205,18 @@ def _requests(gray, rgb, folder):
         for signature in ("serving_pixels", "serving_pixels_uint8"):
             case = name + signature[len("serving_pixels"):]
             requests[case] = {"export": setup["path"], "pixels": pixels.tolist(),
-                              "signature": signature}
+                              "shape": pixels.shape, "signature": signature}
             expected[case] = (setup, pixels)
+    requests["scalar_bytes"] = {**requests["gray_png"], "scalar": True}
+    # What a client may get wrong: the other colour model, NaN, an empty batch.
+    nan_pixels = gray_pixels[:2].astype(np.float32)
+    nan_pixels[1, 3, 3, 0] = np.nan
+    for case, setup, pixels in [("gray_pixels_rgb", gray, rgb["images"]),
+                                ("rgb_pixels_gray", rgb, gray_pixels),
+                                ("gray_pixels_nan", gray, nan_pixels),
+                                ("gray_pixels_empty", gray, np.zeros([0, 8, 8, 1]))]:
+        requests[case] = {"export": setup["path"], "pixels": pixels.tolist(),
+                          "shape": pixels.shape, "signature": "serving_pixels"}
     return requests, expected
 
 
@@ -284,6 +298,26 @@ def test_labels_txt_is_an_asset(request, setup, classes):
     path = request.getfixturevalue(setup)["path"]
     with open(os.path.join(path, "assets", export.LABELS_FILE), encoding="utf-8") as handle:
         assert handle.read() == "".join(f"{name}\n" for name in classes)
+
+
+@pytest.mark.parametrize("case, says", [
+    ("gray_pixels_rgb", "[?,?,?,1]"),  # Would be answered from the red channel.
+    ("rgb_pixels_gray", "[?,?,?,3]"),
+    ("gray_pixels_nan", "pixels must be finite"),
+    ("scalar_bytes", "[?]"),  # Not [batch] strings.
+])
+def test_pixels_of_the_wrong_kind_are_refused(served, case, says):
+    outputs, _ = served
+    assert outputs[case]["error"] == "InvalidArgumentError"
+    assert says in outputs[case]["message"], outputs[case]["message"]
+
+
+@pytest.mark.parametrize("case", ["empty_batch", "gray_pixels_empty"])
+def test_an_empty_batch_gets_empty_answers(served, case):
+    outputs, _ = served
+    assert "error" not in outputs[case], outputs[case].get("message")
+    assert outputs[case]["probabilities"] == [] and outputs[case]["label"] == []
+    assert outputs[case]["top_k_labels"] == []
 
 
 def test_bad_image_raises_invalid_argument(served):
