@@ -13,6 +13,7 @@ its best checkpoint (`reexport.py`).
 
 import os
 import shutil
+import socket
 import sys
 import tempfile
 
@@ -137,12 +138,38 @@ def _publish(folder, export_base):
                 raise  # Not a race with another exporter: a real failure.
 
 
+STAGING_PREFIX = ".staging-"
+
+
+def _staging_prefix():
+    """`.staging-PID@HOST-`: whose export a staging folder is, so a later one
+    can tell a killed writer's leftovers from another export still running."""
+    return f"{STAGING_PREFIX}{os.getpid()}@{socket.gethostname()}-"
+
+
+def _writer_is_gone(name):
+    owner = name[len(STAGING_PREFIX):].rpartition("-")[0]
+    pid, _, host = owner.partition("@")
+    if not pid.isdigit() or not host:
+        return True  # Named before writers were recorded: from a finished process.
+    if host != socket.gethostname():
+        return False  # Another machine's process: not ours to judge.
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # Alive, under another user.
+    return False
+
+
 def remove_staging(export_base):
-    """Removes the half-written versions a killed export left behind."""
+    """Removes the half-written versions killed exports left behind; those of
+    an export still running (on this machine or another) are kept."""
     if not os.path.isdir(export_base):
         return
     for name in os.listdir(export_base):
-        if name.startswith(".staging-"):
+        if name.startswith(STAGING_PREFIX) and _writer_is_gone(name):
             shutil.rmtree(os.path.join(export_base, name), ignore_errors=True)
 
 
@@ -163,7 +190,8 @@ def export_model(model, export_base, class_names, *, image_size, channels, card=
     """
     _check_arguments(model, class_names, image_size, channels)
     os.makedirs(export_base, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".staging-", dir=export_base)
+    remove_staging(export_base)
+    staging = tempfile.mkdtemp(prefix=_staging_prefix(), dir=export_base)
     try:
         folder = _stage(model, staging, class_names, image_size=image_size,
                         channels=channels, card=card, tflite=tflite)

@@ -91,9 +91,11 @@ def _walk_class(folder, ignored, unsupported):
     return sorted(paths)
 
 
-def list_images(folder):
-    """Sorted image paths under `folder`, hidden and non-image files skipped."""
-    return _walk_class(folder, collections.Counter(), [])
+def list_images(folder, unsupported=None):
+    """Sorted image paths under `folder`, hidden and non-image files skipped;
+    the paths of images TensorFlow cannot decode (TIFF, HEIC, ...) are added
+    to the list `unsupported` when one is given (the first LISTED_PER_KIND)."""
+    return _walk_class(folder, collections.Counter(), [] if unsupported is None else unsupported)
 
 
 def scan(root, flag_name="dataset"):

@@ -3,9 +3,12 @@
 Classifies image files with an export (a version folder, an export base, or a
 run's output folder, whose latest export is used) and prints one JSON line per
 image: `{"path", "label", "score", "top_k": [{"label", "score"}, ...]}`.
-Folders are walked recursively for .jpg/.jpeg/.png/.bmp/.gif files. Each
-file's bytes go through the export's `serving_default` signature, in batches;
-a file that cannot be read or decoded is skipped with a warning on stderr.
+Folders are walked recursively as training walks a class folder
+(`image_folder.list_images`: .jpg/.jpeg/.png/.bmp/.gif/.webp, hidden files
+such as macOS' `._photo.jpg` passed over). Each file's bytes go through the
+export's `serving_default` signature, in batches; a file that cannot be read
+or decoded, or an image in a format TensorFlow cannot decode (TIFF, HEIC, ...),
+is skipped with a warning on stderr.
 
 Exit status: 0 when every image was classified, 1 when some were skipped.
 """
@@ -16,8 +19,9 @@ import sys
 
 from absl import app, flags, logging
 
+from keras_transfer import image_folder
+
 FLAGS = flags.FLAGS
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
 def warn(message):
@@ -28,11 +32,11 @@ def image_files(paths, warn=warn):
     """Files given by name, and the image files under folders, in order."""
     for path in paths:
         if os.path.isdir(path):
-            for root, dirs, names in os.walk(path):
-                dirs.sort()
-                for name in sorted(names):
-                    if name.lower().endswith(IMAGE_EXTENSIONS):
-                        yield os.path.join(root, name)
+            unsupported = []
+            yield from image_folder.list_images(path, unsupported)
+            for name in unsupported:
+                warn(f"skipping {name}: not a format TensorFlow decodes "
+                     "(JPEG, PNG, BMP, GIF or WebP)")
         elif os.path.exists(path):
             yield path  # Named explicitly: tried whatever its extension.
         else:
@@ -92,7 +96,7 @@ class Predictor:
             try:
                 yield path, self([blob])[0]
             except self._errors as error:
-                warn(f"skipping {path}: not a decodable JPEG, PNG, BMP or GIF image "
+                warn(f"skipping {path}: not a decodable JPEG, PNG, BMP, GIF or WebP image "
                      f"({_reason(error.message)})")
 
     def predict_batch(self, paths, blobs, warn=warn):

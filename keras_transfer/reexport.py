@@ -83,6 +83,6 @@ def reexport(run_dir, *, image_size=None, export_tflite=False):
                              "re_export": True}
     return export.export_model(
         classifier, os.path.join(run_dir, "export"), metrics["class_names"],
-        image_size=image_size or metrics["config"]["image_size"],
+        image_size=metrics["config"]["image_size"] if image_size is None else image_size,
         channels=metrics["dataset"]["channels"], card=card, tflite=export_tflite,
     )

@@ -138,7 +138,6 @@ def _prepare(config, strategy, writes):
         outputs.check_compatible(interrupted, run_config, output_dir, outputs.RESUME_KEYS)
         log(f"resuming the interrupted run in {output_dir}: finished phases are kept, "
             "the interrupted one continues from its last completed epoch")
-        export.remove_staging(os.path.join(output_dir, "export"))
     outputs.write_json(os.path.join(output_dir, outputs.CONFIG_FILE), run_config)
     data_summary.write_report(output_dir, data)
     return config, data, image_size, resolved, output_dir, run_config, previous, state

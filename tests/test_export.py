@@ -11,6 +11,8 @@ import io
 import json
 import os
 import shutil
+import socket
+import subprocess
 import sys
 import warnings
 
@@ -477,6 +479,25 @@ def test_second_export_takes_next_version(gray, tmp_path):
     assert export.latest_export(str(tmp_path / "run")) == str(base / "2")
     assert export.latest_export(str(base)) == str(base / "2")
     assert export.latest_export(str(base / "1")) == str(base / "1")
+
+
+def test_an_export_clears_what_killed_exports_left_and_keeps_running_ones(gray, tmp_path):
+    base = tmp_path / "export"
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)
+    gone, host = int(finished.stdout), socket.gethostname()
+    left = [f".staging-{gone}@{host}-ab12", ".staging-before_writers_were_named"]
+    kept = [f".staging-{os.getpid()}@{host}-cd34",  # This process: still writing.
+            f".staging-{gone}@another-machine-ef56"]  # Not ours to judge.
+    for name in left + kept:
+        (base / name / "saved_model").mkdir(parents=True)
+
+    path = export.export_model(
+        gray["model"], str(base), GRAY_CLASSES, image_size=IMAGE_SIZE, channels=1
+    )
+
+    assert path == str(base / "1")
+    assert sorted(os.listdir(base)) == sorted(["1", *kept])
 
 
 def test_latest_export_without_exports_raises(tmp_path):

@@ -41,24 +41,30 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    """Good PNG/JPEG files in nested folders, plus a corrupt one, a broken
-    link, and a text file the folder walk must ignore."""
+    """Good PNG/JPEG/WebP files in nested folders, plus a corrupt one, a
+    broken link, a TIFF, and hidden and text files the folder walk must
+    pass over, as training's does."""
     folder = tmp_path_factory.mktemp("images")
     rng = np.random.default_rng(7)
     (folder / "nested" / "deeper").mkdir(parents=True)
     good = []
     for index, relative in enumerate(["a.png", "b.PNG", "nested/c.png",
-                                      "nested/deeper/d.jpg", "nested/e.png"]):
+                                      "nested/deeper/d.jpg", "nested/e.png", "g.webp"]):
         pixels = rng.integers(0, 256, (12 + index, 10, 3), dtype=np.uint8)
         path = folder / relative
         if relative.endswith(".jpg"):
             path.write_bytes(tf.io.encode_jpeg(pixels).numpy())
+        elif relative.endswith(".webp"):
+            Image.fromarray(pixels).save(path, format="WEBP", lossless=True)
         else:
             path.write_bytes(_png(pixels))
         good.append(str(path))
     (folder / "nested" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     (folder / "nested" / "gone.png").symlink_to(folder / "missing-target.png")
     (folder / "notes.txt").write_text("not an image")
+    (folder / "._a.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # macOS' shadow.
+    (folder / ".hidden.png").write_bytes(_png(np.zeros((4, 4, 3), np.uint8)))
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(folder / "scan.tif")
     return folder, good
 
 
@@ -80,8 +86,11 @@ def test_folder_walk_finds_image_files_only(images):
     found = list(predict.image_files([str(folder), str(folder / "nope.png")], warnings.append))
     names = sorted(os.path.relpath(path, folder) for path in found)
     assert names == sorted(["a.png", "b.PNG", "nested/c.png", "nested/deeper/d.jpg",
-                            "nested/e.png", "nested/bad.png", "nested/gone.png"])
-    assert warnings == [f"skipping {folder / 'nope.png'}: no such file or folder"]
+                            "nested/e.png", "g.webp", "nested/bad.png", "nested/gone.png"])
+    assert warnings == [
+        f"skipping {folder / 'scan.tif'}: not a format TensorFlow decodes "
+        "(JPEG, PNG, BMP, GIF or WebP)",
+        f"skipping {folder / 'nope.png'}: no such file or folder"]
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 100])
@@ -95,7 +104,7 @@ def test_bad_files_are_skipped_and_the_rest_answered(run_dir, images, batch_size
         warnings.append))
 
     assert sorted(record["path"] for record in records) == sorted(good)
-    assert len(warnings) == 2
+    assert len(warnings) == 3  # bad.png, gone.png and scan.tif.
     # TensorFlow's own reason, without its graph locations.
     assert any("nested/bad.png: not a decodable" in w and "(Invalid PNG" in w
                and "Graph execution" not in w for w in warnings), warnings
@@ -119,8 +128,8 @@ def test_cli_prints_json_lines_for_a_run_folder(run_dir, images):
     assert result.returncode == 1, result.stderr[-3000:]  # Some files were skipped.
     lines = result.stdout.strip().splitlines()
     records = [json.loads(line) for line in lines]
-    # A folder's files in name order, then its subfolders; then the next argument.
-    assert [record["path"] for record in records] == [good[2], good[4], good[3], good[0]]
+    # A folder's files in path order (as training lists them); then the next argument.
+    assert [record["path"] for record in records] == [good[2], good[3], good[4], good[0]]
     assert all(set(record) == {"path", "label", "score", "top_k"} for record in records)
     assert all(len(record["top_k"]) == 3 for record in records)
     direct = _direct(str(run_dir / "export" / "2"), good)

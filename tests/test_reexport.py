@@ -115,6 +115,11 @@ def test_reexport_with_another_decode_size(finished_run):
     outputs = _serve(path, blobs)
     assert outputs["probabilities"].shape == (len(blobs), 5)
     np.testing.assert_allclose(outputs["probabilities"].sum(axis=1), 1.0, atol=1e-5)
+    # 0 is a size like any other, refused: not read as "the run's size".
+    versions = os.listdir(os.path.join(output_dir, "export"))
+    with pytest.raises(ValueError, match="image_size must be a positive integer"):
+        reexport.reexport(output_dir, image_size=0)
+    assert os.listdir(os.path.join(output_dir, "export")) == versions
 
 
 def test_best_checkpoint_prefers_the_last_phase(tmp_path):
