@@ -21,6 +21,7 @@ import keras
 import tensorflow as tf
 from absl import app, flags
 
+from keras_transfer import config as config_lib
 from keras_transfer import faults, model_card, signatures, tflite as tflite_lib
 
 FLAGS = flags.FLAGS
@@ -67,7 +68,8 @@ def _text_file_table(path):
     return tf.lookup.StaticHashTable(initializer, default_value="")
 
 
-def _write_saved_model(model, directory, labels_path, card_path, image_size, channels):
+def _write_saved_model(model, directory, labels_path, card_path, image_size, channels,
+                       max_megapixels):
     labels_table = _text_file_table(labels_path)
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -76,7 +78,7 @@ def _write_saved_model(model, directory, labels_path, card_path, image_size, cha
     # the card's lines is the public way to make the card such a file.
     archive.track(_text_file_table(card_path))
     signatures.add_endpoints(archive, model, labels_table, image_size=image_size,
-                             channels=channels)
+                             channels=channels, max_megapixels=max_megapixels)
     archive.write_out(directory, verbose=False)
 
 
@@ -108,7 +110,8 @@ def _check_arguments(model, class_names, image_size, channels):
             raise ValueError(f"class names must be one line. Received: {name!r}")
 
 
-def _stage(model, staging, class_names, *, image_size, channels, card, tflite):
+def _stage(model, staging, class_names, *, image_size, channels, card, tflite,
+           max_megapixels):
     """Writes the complete version folder inside `staging`; returns its path."""
     labels_path = os.path.join(staging, LABELS_FILE)
     with open(labels_path, "w", encoding="utf-8") as handle:
@@ -116,9 +119,11 @@ def _stage(model, staging, class_names, *, image_size, channels, card, tflite):
     card_path = os.path.join(staging, model_card.FILE)
     model_card.write(card_path, model_card.complete(
         card, class_names=class_names, image_size=image_size, channels=channels,
+        max_megapixels=max_megapixels,
         signatures=signatures.describe(len(class_names), channels)))
     saved_model = os.path.join(staging, "saved_model")
-    _write_saved_model(model, saved_model, labels_path, card_path, image_size, channels)
+    _write_saved_model(model, saved_model, labels_path, card_path, image_size, channels,
+                       max_megapixels)
     if tflite:
         # Inside the version folder, so it appears (or not) with the rest.
         tflite_lib.write(model, os.path.join(saved_model, TFLITE_DIR), class_names, channels)
@@ -174,7 +179,7 @@ def remove_staging(export_base):
 
 
 def export_model(model, export_base, class_names, *, image_size, channels, card=None,
-                 tflite=False):
+                 tflite=False, max_megapixels=config_lib.RunConfig.max_megapixels):
     """Writes the next version under `export_base`; returns its path.
 
     Never touches an existing version: the new one is written beside them
@@ -187,6 +192,8 @@ def export_model(model, export_base, class_names, *, image_size, channels, card=
         signatures and versions.
       tflite: also write `tflite/model.tflite` (the pixels path) and
         `tflite/labels.txt` into the version folder.
+      max_megapixels: `serving_default` refuses encoded images whose header
+        declares more pixels, before decoding them (the run's limit).
     """
     _check_arguments(model, class_names, image_size, channels)
     os.makedirs(export_base, exist_ok=True)
@@ -194,7 +201,8 @@ def export_model(model, export_base, class_names, *, image_size, channels, card=
     staging = tempfile.mkdtemp(prefix=_staging_prefix(), dir=export_base)
     try:
         folder = _stage(model, staging, class_names, image_size=image_size,
-                        channels=channels, card=card, tflite=tflite)
+                        channels=channels, card=card, tflite=tflite,
+                        max_megapixels=max_megapixels)
         faults.reached("export")
         return _publish(folder, export_base)
     finally:

@@ -125,7 +125,8 @@ def define_flags():
                          "image and draw one per epoch (0: the base runs every epoch).")
     flags.DEFINE_float("max_megapixels", _default("max_megapixels"),
                        "Refuse images whose header declares more pixels than this "
-                       "(millions), before decoding them.")
+                       "(millions), before decoding them: in training and in the "
+                       "export's serving_default.")
     flags.DEFINE_integer("verbose", None, "Keras progress: 0 silent, 1 bar, 2 a line per "
                          "epoch (default: 1 on a terminal, else 2).")
 

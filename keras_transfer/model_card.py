@@ -38,7 +38,7 @@ def from_metrics(metrics):
     }
 
 
-def complete(card, *, class_names, image_size, channels, signatures):
+def complete(card, *, class_names, image_size, channels, signatures, max_megapixels):
     """`card` plus what the export itself knows, in a stable key order."""
     head = {
         "format": FORMAT,
@@ -46,7 +46,8 @@ def complete(card, *, class_names, image_size, channels, signatures):
         "num_classes": len(class_names),
         "image_size": image_size,
         "channels": channels,
-        "input": ("encoded JPEG/PNG/BMP/GIF bytes (serving_default), or 0-255 "
+        "max_megapixels": max_megapixels,
+        "input": ("encoded JPEG/PNG/BMP/GIF/WebP bytes (serving_default), or 0-255 "
                   "pixels of any size as float32 (serving_pixels) or uint8 "
                   "(serving_pixels_uint8); decoding, resizing and the "
                   "backbone's preprocessing run in the graph"),

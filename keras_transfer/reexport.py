@@ -85,4 +85,6 @@ def reexport(run_dir, *, image_size=None, export_tflite=False):
         classifier, os.path.join(run_dir, "export"), metrics["class_names"],
         image_size=metrics["config"]["image_size"] if image_size is None else image_size,
         channels=metrics["dataset"]["channels"], card=card, tflite=export_tflite,
+        **({"max_megapixels": metrics["config"]["max_megapixels"]}
+           if "max_megapixels" in metrics["config"] else {}),  # Runs before the limit: default.
     )

@@ -280,7 +280,8 @@ def _run(config, strategy, data, image_size, resolved, output_dir, run_config, p
                                        data.class_names, image_size=image_size,
                                        channels=data.channels,
                                        card=model_card.from_metrics(metrics),
-                                       tflite=config.export_tflite)
+                                       tflite=config.export_tflite,
+                                       max_megapixels=config.max_megapixels)
             timings["export"] = round(time.time() - export_start, 2)
             log(f"SavedModel exported to {path}")
             metrics["export"] = {"path": path, "version": int(os.path.basename(path))}

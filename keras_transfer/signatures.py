@@ -13,8 +13,9 @@ Three entry points share one answer:
 All return `probabilities` (float32, one column per class in `labels.txt`
 order), `label` and `score` (the top class) and `top_k_labels`/`top_k_scores`
 (the best k = min(5, classes), best first). Pixels of another channel count,
-NaN or Inf, and a non-list `image_bytes` are refused (InvalidArgumentError);
-an empty batch gets empty outputs.
+NaN or Inf, a non-list `image_bytes`, and encoded images whose header declares
+more than the run's `--max_megapixels` are refused (InvalidArgumentError); an
+empty batch gets empty outputs.
 """
 
 import tensorflow as tf
@@ -86,12 +87,64 @@ def _checked_pixels(pixels, channels):
         pixels, "pixels must be finite numbers (0-255), not NaN or Inf")
 
 
-def add_endpoints(archive, model, labels_table, *, image_size, channels):
+def _header_bytes(contents, count):
+    """The first `count` bytes as integers, zero-padded when the file is shorter."""
+    padded = tf.strings.join([tf.strings.substr(contents, 0, count), "\0" * count])
+    return tf.cast(tf.io.decode_raw(tf.strings.substr(padded, 0, count), tf.uint8), tf.int64)
+
+
+def _number(header, start, length, big_endian):
+    digits = header[start:start + length]
+    if big_endian:
+        digits = digits[::-1]
+    return tf.reduce_sum(digits * tf.bitwise.left_shift(tf.constant(1, tf.int64),
+                                                        8 * tf.range(length, dtype=tf.int64)))
+
+
+def header_pixels(contents):
+    """Width x height that an encoded image's header declares, read without
+    decoding it (JPEG, PNG, GIF, BMP); 0 for other formats (WebP)."""
+    header = _header_bytes(contents, 26)
+
+    def starts_with(signature):
+        return tf.reduce_all(tf.equal(header[:len(signature)],
+                                      tf.constant(list(signature), tf.int64)))
+
+    bmp_height = _number(header, 22, 4, False)  # Signed: negative means top-down.
+    bmp_height = tf.abs(tf.where(bmp_height >= 2 ** 31, bmp_height - 2 ** 32, bmp_height))
+    candidates = [
+        (starts_with(b"\x89PNG"), _number(header, 16, 4, True) * _number(header, 20, 4, True)),
+        (starts_with(b"GIF8"), _number(header, 6, 2, False) * _number(header, 8, 2, False)),
+        (starts_with(b"BM"), _number(header, 18, 4, False) * bmp_height),
+    ]
+    pixels = tf.constant(0, tf.int64)
+    for matches, declared in candidates:
+        pixels = tf.where(matches, declared, pixels)
+    return tf.cond(
+        starts_with(b"\xff\xd8"),  # The JPEG reader finds its frame header itself.
+        lambda: tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64)),
+        lambda: pixels)
+
+
+def _within(contents, max_megapixels):
+    """`contents`, once its header is within the export's pixel limit: a
+    400 kB PNG can declare 20,000 x 20,000 pixels, 1.2 GB once decoded."""
+    limit = int(max_megapixels * 1e6)
+    check = tf.debugging.assert_less_equal(
+        header_pixels(contents), tf.constant(limit, tf.int64),
+        message=f"image larger than {max_megapixels:g} megapixels, the limit of this "
+                "export (--max_megapixels of its run); not decoded")
+    with tf.control_dependencies([check]):
+        return tf.identity(contents)
+
+
+def add_endpoints(archive, model, labels_table, *, image_size, channels, max_megapixels):
     """Adds the signatures to a `keras.export.ExportArchive`.
 
     `image_size` is the square size encoded images are decoded and resized to
     before the model (which resizes again to its own input size, a no-op when
-    the two agree).
+    the two agree). Encoded images declaring more than `max_megapixels` are
+    refused before decoding.
     """
     k = top_k_for(model.outputs[0].shape[-1])
 
@@ -114,7 +167,8 @@ def add_endpoints(archive, model, labels_table, *, image_size, channels):
         # map_fn because images of one batch may differ in size and format;
         # an undecodable one fails the whole call with InvalidArgumentError.
         images = tf.map_fn(
-            lambda contents: pipeline.decode_image(contents, channels, image_size),
+            lambda contents: pipeline.decode_image(_within(contents, max_megapixels),
+                                                   channels, image_size),
             image_bytes,
             fn_output_signature=tf.TensorSpec([image_size, image_size, channels], tf.float32),
         )

@@ -88,6 +88,12 @@ def _encode(pixels, image_format):
     return buffer.getvalue()
 
 
+def _declaring(png, width, height):
+    """`png` with its IHDR claiming another size (what a decompression bomb
+    does with real data: ours would fail the CRC check, if it got there)."""
+    return png[:16] + width.to_bytes(4, "big") + height.to_bytes(4, "big") + png[24:]
+
+
 def _pixels_as_served(contents, channels):
     """The pixels that lossy JPEG or palette GIF bytes really carry."""
     if contents[:2] == b"\xff\xd8":
@@ -179,6 +185,9 @@ def _requests(gray, rgb, folder):
             None,
         ),
         "empty_batch": (gray, [], "empty"),
+        # A header declaring 20,000 x 20,000 pixels: refused before decoding.
+        "huge_png": (gray, [_declaring(_encode(gray["images"][0], "PNG"), 20000, 20000)],
+                     "error"),
         # One undecodable image among good ones.
         "bad_image": (
             gray,
@@ -307,6 +316,7 @@ def test_labels_txt_is_an_asset(request, setup, classes):
     ("rgb_pixels_gray", "[?,?,?,3]"),
     ("gray_pixels_nan", "pixels must be finite"),
     ("scalar_bytes", "[?]"),  # Not [batch] strings.
+    ("huge_png", "image larger than 50 megapixels, the limit of this export"),
 ])
 def test_pixels_of_the_wrong_kind_are_refused(served, case, says):
     outputs, _ = served

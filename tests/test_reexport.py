@@ -24,7 +24,8 @@ def finished_run(tmp_path_factory, cache_dir):
     """A tiny real run (both phases) with its version 1 export, TFLite included."""
     output_dir = str(tmp_path_factory.mktemp("reexport") / "run")
     config = config_lib.RunConfig(**{**TINY, "output_dir": output_dir, "cache_dir": cache_dir,
-                                     "weights": "none", "export_tflite": True})
+                                     "weights": "none", "export_tflite": True,
+                                     "max_megapixels": 20.0})  # Carried to serving.
     metrics = run_lib.run(config)
     return output_dir, metrics
 
@@ -58,6 +59,7 @@ def test_run_export_carries_a_model_card(finished_run):
     assert card["backbone"] == "vgg16"
     assert card["class_names"] == ["5", "6", "7", "8", "9"]
     assert card["image_size"] == 32 and card["channels"] == 1
+    assert card["max_megapixels"] == 20.0
     assert card["weights"]["kind"] == "none"
     assert card["training_config"] == metrics["config"]
     assert card["test_metrics"]["accuracy"] == metrics["test"]["accuracy"]
@@ -110,7 +112,7 @@ def test_cli_reexport_answers_as_the_first_export(finished_run):
 def test_reexport_with_another_decode_size(finished_run):
     output_dir, _ = finished_run
     path = reexport.reexport(output_dir, image_size=48)
-    assert _card(path)["image_size"] == 48
+    assert _card(path)["image_size"] == 48 and _card(path)["max_megapixels"] == 20.0
     blobs = _digit_pngs()
     outputs = _serve(path, blobs)
     assert outputs["probabilities"].shape == (len(blobs), 5)
