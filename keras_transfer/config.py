@@ -5,6 +5,7 @@ tests build one directly. Every error names the flag and the value received.
 """
 
 import dataclasses
+import math
 import os
 from typing import Optional, Tuple
 
@@ -141,7 +142,11 @@ def _validate_range(name, value, low, high=None, low_inclusive=True):
     bound = (">= " if low_inclusive else "> ") + str(low)
     if high is not None:
         bound += f" and <= {high}"
-    _require(ok, f"{name} must be {bound}. Received: {name}={value}")
+    # inf passes `> 0` and trains a model of NaNs; nan fails every comparison
+    # but deserves the same words.
+    finite = math.isfinite(value)
+    _require(ok and finite, f"{name} must be {'a finite number ' * (not finite)}{bound}. "
+             f"Received: {name}={value}")
 
 
 def _validate_dataset_spec(name, value):
@@ -264,6 +269,14 @@ def _validate(config):
             "fine_tune_epochs), which is 0. Received: epochs="
             f"{config.epochs}, fine_tune_epochs={config.fine_tune_epochs}",
         )
+    # A run whose phases train no epoch has nothing to evaluate or export.
+    trained = {"feature_extraction": ("epochs",), "fine_tune": ("fine_tune_epochs",),
+               "both": ("epochs", "fine_tune_epochs")}.get(config.phase, ())
+    _require(
+        not trained or sum(getattr(config, name) for name in trained) > 0,
+        f"phase={config.phase} trains {' + '.join(trained)} epochs, which is 0. Received: "
+        + ", ".join(f"{name}={getattr(config, name)}" for name in trained),
+    )
     _validate_range("repeats", config.repeats, 1)
     for name in ("learning_rate", "fine_tune_learning_rate", "pretrain_learning_rate"):
         if getattr(config, name) is not None:

@@ -112,8 +112,19 @@ def read_json(path):
 # (fine_tune on its phase 1, or a resumed run on its backups).
 COMPATIBILITY_KEYS = ("model", "base_layer", "dataset", "classes", "image_size", "seed",
                       "validation_fraction", "test_fraction", "examples_per_class")
-RESUME_KEYS = COMPATIBILITY_KEYS + ("phase", "weights", "unfreeze_resolved", "dropout",
-                                    "l2", "l2_sp", "split_file", "baseline", "repeats")
+# What a resumed run may change: where files go and how it runs or reports,
+# never what it learns. Every other setting, including ones added later, must
+# match (a changed --augment or --batch_size resumed into the same run would
+# crash on the backup or record settings the earlier epochs never used).
+RESUMABLE_CHANGES = frozenset({
+    "output_dir", "cache_dir", "tfds_data_dir", "verbose", "export", "export_tflite",
+    "strategy", "cpu_replicas", "jit_compile", "deterministic", "keep_best_phase",
+    "max_broken_fraction", "max_megapixels"})
+
+
+def resume_keys(previous, current):
+    """The settings a resumed run must share with the interrupted one."""
+    return sorted((set(previous) | set(current)) - RESUMABLE_CHANGES)
 
 
 def check_compatible(previous, current, output_dir, keys=COMPATIBILITY_KEYS):

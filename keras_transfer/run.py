@@ -14,8 +14,8 @@ import keras
 import tensorflow as tf
 
 import keras_transfer
-from keras_transfer import backbones, data_summary, datasets, distribute, evaluate
-from keras_transfer import experiment, export, folder_dataset, model_card
+from keras_transfer import backbones, config as config_lib, data_summary, datasets
+from keras_transfer import distribute, evaluate, experiment, export, folder_dataset, model_card
 from keras_transfer import model as model_lib
 from keras_transfer import outputs, plots, pretrain, repeats, report as report_lib
 from keras_transfer import splits, weights
@@ -105,6 +105,14 @@ def _base_layer(config, resolved, previous):
                                         config.phase)
 
 
+def _dataset_identity(dataset):
+    """A folder dataset by its resolved path: `clean`, `clean/` and its absolute
+    path are one folder to a resumed run, a folder of that name elsewhere is not."""
+    if dataset in config_lib.EMBEDDED_DATASETS or dataset.startswith("tfds:"):
+        return dataset
+    return os.path.realpath(dataset)
+
+
 def _prepare(config, strategy, writes):
     """Loads the data and checks every setting; creates the output folder last.
 
@@ -121,7 +129,8 @@ def _prepare(config, strategy, writes):
     # baseline, the report and re-export all read them from the config.
     config = dataclasses.replace(
         config, base_layer=_base_layer(config, resolved, previous),
-        fine_tune_learning_rate=config.fine_tune_rate_for(resolved.kind))
+        fine_tune_learning_rate=config.fine_tune_rate_for(resolved.kind),
+        dataset=_dataset_identity(config.dataset))
     _check_settings(config, image_size, unfreeze)
     if writes:
         output_dir, state = outputs.create_output_dir(config)
@@ -135,7 +144,8 @@ def _prepare(config, strategy, writes):
         outputs.check_compatible(previous["config"], run_config, config.output_dir)
     if state == "resume":
         interrupted = outputs.read_json(os.path.join(output_dir, outputs.CONFIG_FILE))
-        outputs.check_compatible(interrupted, run_config, output_dir, outputs.RESUME_KEYS)
+        outputs.check_compatible(interrupted, run_config, output_dir,
+                                 outputs.resume_keys(interrupted, run_config))
         log(f"resuming the interrupted run in {output_dir}: finished phases are kept, "
             "the interrupted one continues from its last completed epoch")
     outputs.write_json(os.path.join(output_dir, outputs.CONFIG_FILE), run_config)

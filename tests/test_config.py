@@ -1,6 +1,7 @@
 """Bad settings stop early with one line naming the flag and the value."""
 
 import os
+import re
 
 import pytest
 
@@ -94,6 +95,25 @@ def test_scratch_learning_rate_is_the_backbones_unless_given():
     assert config_lib.RunConfig(model="resnet50").scratch_learning_rate == 1e-3
     assert config_lib.RunConfig(model="resnet50",
                                 pretrain_learning_rate=3e-4).scratch_learning_rate == 3e-4
+
+
+@pytest.mark.parametrize("settings, says", [
+    (dict(phase="feature_extraction", epochs=0), "phase=feature_extraction trains epochs"),
+    (dict(phase="fine_tune", fine_tune_epochs=0), "phase=fine_tune trains fine_tune_epochs"),
+    (dict(epochs=0, fine_tune_epochs=0), "phase=both trains epochs + fine_tune_epochs"),
+])
+def test_a_run_must_train_at_least_one_epoch(settings, says):
+    with pytest.raises(config_lib.ConfigError, match=re.escape(says)):
+        config_lib.RunConfig(**settings)
+    config_lib.RunConfig(epochs=0)  # Both, straight to fine-tuning: fine.
+
+
+@pytest.mark.parametrize("name", ["learning_rate", "fine_tune_learning_rate", "l2",
+                                  "max_megapixels"])
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+def test_infinite_or_nan_settings_are_refused(name, value):
+    with pytest.raises(config_lib.ConfigError, match=f"{name} must be a finite number"):
+        config_lib.RunConfig(**{name: value})
 
 
 def test_pretraining_and_baseline_need_epochs():

@@ -310,3 +310,5 @@ def test_a_run_on_a_messy_folder_says_what_it_used_and_skipped(messy, tmp_path, 
     assert (files["files_found"], files["images_used"], files["broken_count"]) == (23, 19, 4)
     assert metrics["dataset"]["class_counts"]["train"] == {"cats": 4, "dogs": 4}
     assert metrics["test"]["examples"] == metrics["dataset"]["split_sizes"]["test"]
+    # Recorded by its resolved path: how a restart knows it is the same folder.
+    assert metrics["config"]["dataset"] == os.path.realpath(messy)

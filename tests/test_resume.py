@@ -103,11 +103,38 @@ def test_a_kill_from_outside_mid_phase_resumes(tmp_path):
     assert metrics["resumed"]["from_epoch"]["fine_tune"] >= 1
 
 
+INTERRUPTED = {"model": "vgg16", "classes": ["5", "6"], "image_size": 32, "weights": "auto",
+               "augment": [], "batch_size": 32, "label_smoothing": 0.1,
+               "monitor": "val_loss", "output_dir": "run", "verbose": 2, "export": True}
+
+
 @pytest.mark.parametrize("key, other", [("model", "resnet50"), ("classes", ["5", "7"]),
-                                        ("image_size", 48), ("weights", "none")])
+                                        ("image_size", 48), ("weights", "none"),
+                                        ("augment", ["flip"]), ("batch_size", 4),
+                                        ("label_smoothing", 0.0), ("monitor", "val_accuracy")])
 def test_a_restart_with_other_settings_is_refused(key, other):
-    interrupted = {"model": "vgg16", "classes": ["5", "6"], "image_size": 32,
-                   "weights": "auto"}
+    current = {**INTERRUPTED, key: other}
     with pytest.raises(outputs.OutputDirError, match=f"holds a run with {key}="):
-        outputs.check_compatible(interrupted, {**interrupted, key: other}, "run",
-                                 outputs.RESUME_KEYS)
+        outputs.check_compatible(INTERRUPTED, current, "run",
+                                 outputs.resume_keys(INTERRUPTED, current))
+
+
+def test_a_restart_may_change_where_files_go_and_how_it_reports():
+    current = {**INTERRUPTED, "output_dir": "/abs/run", "verbose": 0, "export": False}
+    outputs.check_compatible(INTERRUPTED, current, "run",
+                             outputs.resume_keys(INTERRUPTED, current))
+
+
+def test_a_folder_dataset_is_known_by_its_resolved_path(tmp_path, monkeypatch):
+    from keras_transfer import run as run_lib
+
+    (tmp_path / "clean").mkdir()
+    (tmp_path / "elsewhere" / "clean").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    spellings = {run_lib._dataset_identity(name)
+                 for name in ("clean", "clean/", "./clean", str(tmp_path / "clean"))}
+    assert spellings == {os.path.realpath(tmp_path / "clean")}
+    monkeypatch.chdir(tmp_path / "elsewhere")  # The same name, another folder.
+    assert run_lib._dataset_identity("clean") != spellings.pop()
+    assert run_lib._dataset_identity("digits") == "digits"
+    assert run_lib._dataset_identity("tfds:beans") == "tfds:beans"
