@@ -128,9 +128,20 @@ def caveats(rows, estimators):
             f"between candidates of one width, and rank across widths by logme or nleep."]
 
 
+def _check_output(path):
+    """Before minutes of scoring, not after: the folder the JSON goes into."""
+    folder = os.path.dirname(os.path.abspath(path)) if path else None
+    if folder and not os.path.isdir(folder):
+        raise config_lib.ConfigError(
+            f"ranking_output must be a file in an existing folder. Received: "
+            f"ranking_output={path!r}")
+
+
 def _check_names(models, estimators):
     from keras_transfer import backbones, transferability
 
+    if not models:
+        raise config_lib.ConfigError("models must name at least one backbone. Received: models=")
     for name in models:
         backbones.get(name)
     unknown = [e for e in estimators if e not in transferability.ESTIMATORS]
@@ -143,13 +154,21 @@ def _check_names(models, estimators):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         config = main_lib.config_from_flags()
         _check_names(FLAGS.models, FLAGS.estimators)
+        _check_output(FLAGS.ranking_output)
+        # Data the run could not use (a broken folder, unknown classes) is
+        # refused here in the same words as by the main command.
+        rows = rank_candidates(config, FLAGS.models, FLAGS.base_layers, FLAGS.estimators)
+        if not rows:
+            raise config_lib.ConfigError(
+                "no candidate could be scored: none of the models has any of the "
+                f"base_layers. Received: models={','.join(FLAGS.models)}, "
+                f"base_layers={','.join(FLAGS.base_layers)}")
     except (config_lib.ConfigError, ValueError) as error:
         sys.exit(f"keras_transfer.rank: error: {error}")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    rows = rank_candidates(config, FLAGS.models, FLAGS.base_layers, FLAGS.estimators)
     print(table(rows, FLAGS.estimators))
     for caveat in caveats(rows, FLAGS.estimators):
         print(f"note: {caveat}")

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from conftest import TINY, run_python
 from keras_transfer import backbones, config as config_lib, rank
@@ -57,3 +58,16 @@ def test_rank_cli_rejects_an_unknown_estimator():
     result = run_python(["-m", "keras_transfer.rank", "--estimators=magic"])
     assert result.returncode != 0
     assert "estimators must be among" in result.stderr
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--models=vgg16", "--base_layers=conv4"], "no candidate could be scored"),
+    (["--models="], "models must name at least one backbone"),
+    (["--ranking_output=/nonexistent/folder/r.json"], "ranking_output must be a file in"),
+    (["--classes=5,lions"], "lions"),  # The main command's data error, in one line.
+])
+def test_rank_cli_refuses_in_one_line(flags, says, cache_dir):
+    result = run_python(["-m", "keras_transfer.rank", "--weights=none",
+                         "--examples_per_class=5", f"--cache_dir={cache_dir}", *flags])
+    assert result.returncode != 0
+    assert says in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
