@@ -139,6 +139,20 @@ def _source(config, image_size):
     return ResolvedWeights(config.weights, "source", path, detail, task)
 
 
+def _check_file(spec, path):
+    """Loads `path` into a fresh base once, at the backbone's smallest size
+    (the weights do not depend on it), so that a file which is not this
+    backbone's base weights stops the run before anything is written."""
+    try:
+        spec.build(spec.min_size).load_weights(path)
+    except Exception as error:  # h5py, Keras and the OS each raise their own.
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise WeightsError(
+            f"weights={path} cannot be loaded into {spec.name}'s base (pass a weights file "
+            f"of {spec.name} without its top, e.g. Keras' *_notop.h5, or what "
+            f"--phase=pretrain saved): {reason}") from None
+
+
 def resolve(config, image_size):
     """Resolves `config.weights`; raises WeightsError before any writing."""
     spec = config.backbone
@@ -146,6 +160,7 @@ def resolve(config, image_size):
         return ResolvedWeights(config.weights, "none", None, "random initialisation")
     if config.weights not in ("auto", "imagenet", "source"):
         path = os.path.abspath(config.weights)
+        _check_file(spec, path)
         return ResolvedWeights(config.weights, "file", path, f"base weights from {path}")
     if config.weights in ("auto", "imagenet"):
         resolved = _imagenet(config, spec)

@@ -95,6 +95,20 @@ def test_folder_without_source_task_needs_imagenet_or_a_path(tmp_path, monkeypat
             weights.resolve(config, 32)
 
 
+@pytest.mark.parametrize("content", [b"not weights at all\n", b"\x89HDF\r\n\x1a\n" + b"\0" * 40,
+                                     "another_backbone"])
+def test_a_weights_file_that_does_not_fit_the_base_is_one_clear_error(tmp_path, content):
+    path = tmp_path / "base.weights.h5"
+    if content == "another_backbone":  # Real weights, of ResNet50's base, as Keras ships them.
+        path = tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+        _write_keras_notop_file(str(path), backbones.get("resnet50").build(32))
+    else:
+        path.write_bytes(content)
+    config = config_lib.RunConfig(weights=str(path), model="vgg16")
+    with pytest.raises(weights.WeightsError, match=r"cannot be loaded into vgg16's base"):
+        weights.resolve(config, 32)
+
+
 def test_weights_none_and_pretrain_are_random(tmp_path):
     assert weights.resolve(config_lib.RunConfig(weights="none"), 32).kind == "none"
     assert weights.resolve(config_lib.RunConfig(phase="pretrain"), 32).kind == "none"
