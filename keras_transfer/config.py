@@ -290,6 +290,10 @@ def _validate(config):
     _validate_range("max_broken_fraction", config.max_broken_fraction, 0.0, 1.0)
     _validate_range("max_megapixels", config.max_megapixels, 0.0, low_inclusive=False)
     _validate_data_options(config)
+    _require(config.cache_dir is None or not os.path.exists(config.cache_dir)
+             or os.path.isdir(config.cache_dir),
+             f"cache_dir must be a folder (created if missing). Received: "
+             f"cache_dir={config.cache_dir!r}")
     if config.phase == "pretrain":
         _require(
             config.weights in ("auto", "none"),

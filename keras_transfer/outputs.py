@@ -68,7 +68,12 @@ def create_output_dir(config):
     `check_output_dir` says. A default folder is always new."""
     if config.output_dir:
         state = check_output_dir(config.output_dir, config.phase)
-        os.makedirs(config.output_dir, exist_ok=True)
+        try:
+            os.makedirs(config.output_dir, exist_ok=True)
+        except OSError as error:
+            raise OutputDirError(
+                f"output_dir cannot be created ({error.strerror or error}). "
+                f"Received: output_dir={config.output_dir!r}") from None
         return config.output_dir, state
     base = default_output_dir(config)
     for attempt in range(1000):

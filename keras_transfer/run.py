@@ -65,7 +65,14 @@ def _phase_one_result(config):
     `--phase=fine_tune` continues (None for other phases)."""
     if config.phase != "fine_tune":
         return None
-    if outputs.check_output_dir(config.output_dir or "", "fine_tune") != "continue":
+    state = outputs.check_output_dir(config.output_dir or "", "fine_tune")
+    if state == "resume":
+        interrupted = outputs.read_json(os.path.join(config.output_dir, outputs.CONFIG_FILE))
+        raise outputs.OutputDirError(
+            f"output_dir holds an interrupted run (phase={interrupted.get('phase')}); run "
+            "its own command again to resume it, fine-tuning included. "
+            f"Received: output_dir={config.output_dir!r}")
+    if state != "continue":
         raise outputs.OutputDirError(
             "phase=fine_tune starts from a feature-extraction result: pass the "
             "--output_dir of a run that has one, or use --phase=both. "

@@ -121,3 +121,19 @@ def test_pretraining_and_baseline_need_epochs():
         config_lib.RunConfig(pretrain_epochs=0)
     with pytest.raises(config_lib.ConfigError, match="Received: epochs=0, fine_tune_epochs=0"):
         config_lib.RunConfig(baseline=True, epochs=0, fine_tune_epochs=0)
+
+
+def test_a_cache_dir_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "afile.txt").write_text("")
+    with pytest.raises(config_lib.ConfigError, match="cache_dir must be a folder"):
+        config_lib.RunConfig(cache_dir=str(tmp_path / "afile.txt"))
+    config_lib.RunConfig(cache_dir=str(tmp_path / "not-yet"))  # Created when needed.
+
+
+def test_an_output_dir_that_cannot_be_created_is_one_clear_error(tmp_path):
+    from keras_transfer import outputs
+
+    (tmp_path / "afile").write_text("")
+    config = config_lib.RunConfig(output_dir=str(tmp_path / "afile" / "run"))
+    with pytest.raises(outputs.OutputDirError, match="output_dir cannot be created"):
+        outputs.create_output_dir(config)

@@ -157,6 +157,11 @@ def test_fine_tune_alone_without_a_phase_one_result_is_refused(tmp_path, cache_d
     with pytest.raises(config_lib.ConfigError, match="phase=fine_tune starts from"):
         run_lib.run(_config(tmp_path, cache_dir, phase="fine_tune"))
     assert not os.path.exists(tmp_path / "run")
+    # An interrupted `both` run is resumed by its own command, which says so.
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / outputs.CONFIG_FILE).write_text('{"phase": "both"}')
+    with pytest.raises(config_lib.ConfigError, match=r"holds an interrupted run \(phase=both\)"):
+        run_lib.run(_config(tmp_path, cache_dir, phase="fine_tune"))
 
 
 def test_pretrain_then_weights_path(tmp_path, cache_dir):
