@@ -30,7 +30,10 @@ def load_run(folder):
         raise CompareError(
             f"run folder has no {outputs.METRICS_FILE}: pass the --output_dir of a "
             f"finished keras_transfer run. Received: {folder!r}")
-    return outputs.read_json(path)
+    try:
+        return outputs.read_json(path)
+    except ValueError as error:  # Cut short or edited by hand.
+        raise CompareError(f"{path} is not valid JSON ({error})") from None
 
 
 def row(folder, metrics):
@@ -77,6 +80,10 @@ def _unique_names(folders, rows):
 
 def compare(folders, output):
     """Prints the table and writes the bar chart; returns the rows."""
+    if not output.lower().endswith(".png"):
+        raise CompareError(f"output must be a .png file. Received: output={output!r}")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(output))):
+        raise CompareError(f"output must be in an existing folder. Received: output={output!r}")
     rows = [row(folder, load_run(folder)) for folder in folders]
     _unique_names(folders, rows)
     print(format_table(rows))

@@ -19,7 +19,7 @@ import tempfile
 
 import keras
 import tensorflow as tf
-from absl import app, flags
+from absl import app, flags, logging
 
 from keras_transfer import config as config_lib
 from keras_transfer import faults, model_card, signatures, tflite as tflite_lib
@@ -227,6 +227,10 @@ def main(argv):
     if not FLAGS.run_dir:
         raise app.UsageError("--run_dir is required: the output folder of a finished run")
     from keras_transfer import reexport  # It imports this module.
+
+    if not FLAGS["verbosity"].present:  # As main.py: SavedModel internals are noise.
+        logging.set_verbosity(logging.WARNING)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     try:
         path = reexport.reexport(FLAGS.run_dir, image_size=FLAGS.image_size,

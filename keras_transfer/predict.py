@@ -33,7 +33,10 @@ def image_files(paths, warn=warn):
     for path in paths:
         if os.path.isdir(path):
             unsupported = []
-            yield from image_folder.list_images(path, unsupported)
+            found = image_folder.list_images(path, unsupported)
+            if not found and not unsupported:
+                warn(f"skipping {path}: no image files in it")
+            yield from found
             for name in unsupported:
                 warn(f"skipping {name}: not a format TensorFlow decodes "
                      "(JPEG, PNG, BMP, GIF or WebP)")

@@ -48,6 +48,26 @@ def test_folder_without_metrics_is_a_clear_error(tmp_path):
     assert not (tmp_path / "c.png").exists()
 
 
+@pytest.mark.parametrize("problem, says", [
+    ("truncated", "metrics.json is not valid JSON"),
+    ("not_png", "output must be a .png file"),
+    ("no_folder", "output must be in an existing folder"),
+])
+def test_bad_inputs_are_one_line(tmp_path, problem, says):
+    good = _run_folder(tmp_path, "good", "vgg16", 0.9)
+    output = {"not_png": tmp_path / "c.txt",
+              "no_folder": tmp_path / "missing" / "c.png"}.get(problem, tmp_path / "c.png")
+    if problem == "truncated":
+        path = os.path.join(good, outputs.METRICS_FILE)
+        with open(path) as handle:
+            text = handle.read()
+        with open(path, "w") as handle:
+            handle.write(text[:40])
+    with pytest.raises(SystemExit) as raised:
+        compare.main([good, f"--output={output}"])
+    assert says in str(raised.value)
+
+
 def test_module_entry_point(tmp_path):
     folder = _run_folder(tmp_path, "run", "mobilenet_v2", 0.5)
     chart = tmp_path / "out.png"

@@ -91,6 +91,9 @@ def test_folder_walk_finds_image_files_only(images):
         f"skipping {folder / 'scan.tif'}: not a format TensorFlow decodes "
         "(JPEG, PNG, BMP, GIF or WebP)",
         f"skipping {folder / 'nope.png'}: no such file or folder"]
+    (folder / "empty").mkdir(exist_ok=True)
+    assert list(predict.image_files([str(folder / "empty")], warnings.append)) == []
+    assert warnings[-1] == f"skipping {folder / 'empty'}: no image files in it"
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 100])
