@@ -165,6 +165,14 @@ def main(argv):
     except config_lib.ConfigError as error:
         # Settings or data the run cannot use: one line, no traceback.
         sys.exit(f"keras_transfer: error: {error}")
+    except KeyboardInterrupt:
+        # Every backup and checkpoint is renamed into place whole: what was
+        # written stays usable, and the same command continues the run.
+        again = ("the same command" if FLAGS.output_dir else
+                 "the same command with --output_dir=<the output folder printed above>")
+        print(f"keras_transfer: interrupted; {again} continues the run from its last "
+              "completed epoch", file=sys.stderr, flush=True)
+        sys.exit(130)
 
 
 def run_cli():

@@ -83,19 +83,29 @@ def test_killed_at_every_stage_the_same_command_finishes_the_run(tmp_path):
     assert again.returncode != 0 and "would be overwritten" in again.stderr
 
 
-def test_a_kill_from_outside_mid_phase_resumes(tmp_path):
+@pytest.mark.parametrize("sent", [signal.SIGKILL, signal.SIGINT])
+def test_a_kill_from_outside_mid_phase_resumes(tmp_path, sent):
     output_dir = tmp_path / "run"
     command = _command(output_dir, tmp_path / "cache", weights="none", epochs=0,
                        fine_tune_epochs=4)
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    state = output_dir / "backup" / "fine_tune" / "state.json"
-    deadline = time.time() + 300
-    while not state.exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL
+    with open(tmp_path / "stderr", "w") as stderr:
+        # SIGINT as a terminal sends it, even where CI starts us with it ignored.
+        process = subprocess.Popen(
+            command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        state = output_dir / "backup" / "fine_tune" / "state.json"
+        deadline = time.time() + 300
+        while not state.exists() and process.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        process.send_signal(sent)
+        process.wait(timeout=300)
+    if sent == signal.SIGKILL:
+        assert process.returncode == -signal.SIGKILL
+    else:  # Ctrl-C: one line saying how to continue, no traceback.
+        said = (tmp_path / "stderr").read_text()
+        assert process.returncode == 130, said[-3000:]
+        assert "interrupted; the same command continues the run" in said
+        assert "Traceback" not in said, said[-3000:]
     result = _run(command)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = outputs.read_json(str(output_dir / "metrics.json"))
