@@ -123,6 +123,11 @@ class RunConfig:
         return self.source_dataset or self.dataset
 
 
+# Beyond it one decoded image no longer fits in memory (100,000 px: 120 GB),
+# and the input pipeline, which skips images that fail, would skip them all.
+MAX_IMAGE_SIZE = 4096
+
+
 def _require(condition, message):
     if not condition:
         raise ConfigError(message)
@@ -238,9 +243,9 @@ def _validate(config):
         _validate_choice("augment", augmentation, AUGMENTATIONS)
     if config.image_size is not None:
         _require(
-            config.image_size >= spec.min_size,
-            f"image_size must be >= {spec.min_size} for model={config.model}. "
-            f"Received: image_size={config.image_size}",
+            spec.min_size <= config.image_size <= MAX_IMAGE_SIZE,
+            f"image_size must be >= {spec.min_size} for model={config.model} and <= "
+            f"{MAX_IMAGE_SIZE}. Received: image_size={config.image_size}",
         )
     for name in (
         "epochs",

@@ -125,10 +125,34 @@ def _imagenet(config, spec):
     return None
 
 
+def _shared_classes(config, task):
+    """Target classes the source task would also train on (same dataset):
+    its pretraining would see the target's test images."""
+    if task["dataset"] != config.dataset:
+        return []
+
+    def named(classes, table):
+        chosen = classes or table.get(config.dataset)
+        return None if chosen is None else {str(name) for name in chosen}  # None: all.
+
+    source = named(task["classes"], datasets.EMBEDDED_SOURCE_CLASSES)
+    target = named(config.classes, datasets.EMBEDDED_TARGET_CLASSES)
+    if source is None or target is None:
+        return sorted(target or source or {"all"})
+    return sorted(source & target)
+
+
 def _source(config, image_size):
     task = source_task(config)
     if task is None:
         return None
+    shared = _shared_classes(config, task)
+    if shared:
+        raise WeightsError(
+            f"the source task would pretrain on target classes of the same dataset "
+            f"({', '.join(shared)} of {config.dataset}), test images included, and the test "
+            "accuracy would not be honest: pass --source_classes apart from --classes, or "
+            "another --source_dataset")
     path = source_cache_file(config, image_size)
     cached = os.path.isfile(path)
     classes = ",".join(task["classes"]) if task["classes"] else "default classes"

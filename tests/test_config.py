@@ -137,3 +137,9 @@ def test_an_output_dir_that_cannot_be_created_is_one_clear_error(tmp_path):
     config = config_lib.RunConfig(output_dir=str(tmp_path / "afile" / "run"))
     with pytest.raises(outputs.OutputDirError, match="output_dir cannot be created"):
         outputs.create_output_dir(config)
+
+
+def test_an_image_size_beyond_memory_is_refused():
+    with pytest.raises(config_lib.ConfigError, match="and <= 4096. Received: image_size=100000"):
+        config_lib.RunConfig(image_size=100000)
+    config_lib.RunConfig(image_size=4096)

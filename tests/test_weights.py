@@ -109,6 +109,19 @@ def test_a_weights_file_that_does_not_fit_the_base_is_one_clear_error(tmp_path, 
         weights.resolve(config, 32)
 
 
+@pytest.mark.parametrize("settings, shared", [
+    (dict(source_classes=("5", "6"), classes=("5", "6", "7")), "5, 6 of digits"),
+    (dict(source_classes=("0", "7")), "7 of digits"),  # Target: the default 5-9.
+])
+def test_a_source_task_on_the_target_classes_is_refused(settings, shared):
+    config = config_lib.RunConfig(weights="source", **settings)
+    with pytest.raises(weights.WeightsError, match=f"same dataset \\({shared}\\)"):
+        weights.resolve(config, 32)
+    # Apart from the target's classes, or another dataset: fine.
+    assert weights.resolve(config_lib.RunConfig(weights="source", source_classes=("0", "1")),
+                           32).kind == "source"
+
+
 def test_weights_none_and_pretrain_are_random(tmp_path):
     assert weights.resolve(config_lib.RunConfig(weights="none"), 32).kind == "none"
     assert weights.resolve(config_lib.RunConfig(phase="pretrain"), 32).kind == "none"
