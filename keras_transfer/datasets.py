@@ -252,16 +252,16 @@ def _common_size(images):
         [side, side], antialias=True)), tf.uint8).numpy() for image in images]
 
 
-def _load_folder(root, flag_name, policy):
+def _load_folder(root, flag_name, policy, classes):
     names, paths, labels, report = folder_dataset.load(
-        root, policy or folder_dataset.FolderPolicy(), flag_name)
+        root, policy or folder_dataset.FolderPolicy(), flag_name, classes)
     return tuple(names), Examples(
         labels=np.asarray(labels, np.int64), files=np.asarray(paths, dtype=object)
     ), report
 
 
 def load_source(spec, tfds_data_dir=None, flag_name="dataset", *, tfds_split=None,
-                folder_policy=None):
+                folder_policy=None, classes=None):
     """Returns (class_names, all examples, folder report or None) of a dataset spec."""
     if spec == "digits":
         return (*_load_digits(), None)
@@ -269,7 +269,7 @@ def load_source(spec, tfds_data_dir=None, flag_name="dataset", *, tfds_split=Non
         return (*_load_fashion_mnist(tfds_data_dir), None)
     if spec.startswith("tfds:"):
         return (*_load_tfds(spec[len("tfds:"):], tfds_data_dir, tfds_split), None)
-    return _load_folder(spec, flag_name, folder_policy)
+    return _load_folder(spec, flag_name, folder_policy, classes)
 
 
 def _default_classes(spec, role):
@@ -309,7 +309,8 @@ def load_task(spec, classes, *, role, seed, validation_fraction, test_fraction,
     flag = "dataset" if role == "target" else "source_dataset"
     class_flag = "classes" if role == "target" else "source_classes"
     class_names, examples, report = load_source(
-        spec, tfds_data_dir, flag, tfds_split=tfds_split, folder_policy=folder_policy)
+        spec, tfds_data_dir, flag, tfds_split=tfds_split, folder_policy=folder_policy,
+        classes=classes)
     if classes is None:
         default = _default_classes(spec, role)
         classes = tuple(class_names[i] for i in default) if default else class_names

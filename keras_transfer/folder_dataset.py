@@ -103,13 +103,13 @@ def refuse_thin_classes(report, class_names, flag_name):
             )
 
 
-def load(root, policy, flag_name="dataset"):
+def load(root, policy, flag_name="dataset", classes=None):
     """Returns (class_names, paths, labels, report) of the usable images.
 
     Raises a ConfigError subclass, with a one-line message naming the folder,
     when the folder cannot be trained on.
     """
-    found = image_folder.scan(root, flag_name)
+    found = image_folder.scan(root, flag_name, classes)
     paths, labels = found.paths_and_labels()
     start = time.time()
     checks, stats = image_check.check_files(

@@ -98,10 +98,12 @@ def list_images(folder, unsupported=None):
     return _walk_class(folder, collections.Counter(), [] if unsupported is None else unsupported)
 
 
-def scan(root, flag_name="dataset"):
+def scan(root, flag_name="dataset", classes=None):
     """Returns the `FolderScan` of a class-per-subfolder layout.
 
-    Raises FolderLayoutError with a one-line message naming the folder when the
+    With `classes`, only those class folders are walked and checked: a junk
+    or empty folder beside them need not be moved away. Raises
+    FolderLayoutError with a one-line message naming the folder when the
     layout cannot be trained on.
     """
     if not os.path.isdir(root):
@@ -120,6 +122,14 @@ def scan(root, flag_name="dataset"):
             f"{flag_name} folder needs at least two class subfolders, found "
             f"only {class_names[0]!r}. Received: {flag_name}={root!r}"
         )
+    if classes is not None:
+        missing = [name for name in classes if name not in class_names]
+        if missing:
+            raise FolderLayoutError(
+                f"{'classes' if flag_name == 'dataset' else 'source_classes'} names "
+                f"{', '.join(missing)}, not a class folder of {root!r}; its class folders: "
+                f"{', '.join(class_names)}")
+        class_names = [name for name in class_names if name in set(classes)]
     ignored = collections.Counter(hidden=0, not_image=0, unsupported=0)
     for entry in os.scandir(root):  # Loose files and hidden folders at the top.
         if entry.is_dir():

@@ -5,6 +5,7 @@ from the header, checks cached, splits stable and pinnable."""
 import io
 import json
 import os
+import shutil
 import struct
 import zlib
 
@@ -103,6 +104,19 @@ def test_discovery_counts_what_it_passes_over(messy):
     # README.md are not images; the TIFF is an image TensorFlow cannot read.
     assert found.ignored == {"hidden": 3, "not_image": 2, "unsupported": 1}
     assert [os.path.basename(p) for p in found.unsupported] == ["scan.tiff"]
+
+
+def test_classes_leave_the_other_class_folders_unread(messy, tmp_path):
+    root = tmp_path / "with_junk"
+    shutil.copytree(messy, root)
+    (root / "birds").mkdir()  # Empty: alone it stops the scan.
+    with pytest.raises(image_folder.FolderLayoutError, match="has no images"):
+        image_folder.scan(str(root))
+    found = image_folder.scan(str(root), classes=("dogs", "cats"))
+    assert found.class_names == ["cats", "dogs"]
+    with pytest.raises(image_folder.FolderLayoutError,
+                       match="classes names lions, not a class folder of .*birds, cats, dogs"):
+        image_folder.scan(str(root), classes=("cats", "lions"))
 
 
 def test_headers_give_format_and_size_by_content():
