@@ -46,6 +46,13 @@ def image_files(paths, warn=warn):
             warn(f"skipping {path}: no such file or folder")
 
 
+def _score(value):
+    """A probability for JSON: a diverged model's NaN becomes null (JSON has
+    no NaN, and a JSON line with one breaks every strict reader)."""
+    value = float(value)
+    return value if value == value and abs(value) != float("inf") else None
+
+
 def _reason(message):
     """The op's own words from a TensorFlow error, without graph locations."""
     lines = [line.strip() for line in message.splitlines()]
@@ -78,8 +85,8 @@ class Predictor:
         else:  # An export of an earlier version: probabilities and labels.txt.
             labels, scores = self._top_k(outputs["probabilities"].numpy())
         return [
-            {"label": row_labels[0].decode("utf-8"), "score": float(row_scores[0]),
-             "top_k": [{"label": label.decode("utf-8"), "score": float(score)}
+            {"label": row_labels[0].decode("utf-8"), "score": _score(row_scores[0]),
+             "top_k": [{"label": label.decode("utf-8"), "score": _score(score)}
                        for label, score in zip(row_labels, row_scores)]}
             for row_labels, row_scores in zip(labels, scores)
         ]

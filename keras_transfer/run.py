@@ -259,6 +259,11 @@ def _run(config, strategy, data, image_size, resolved, output_dir, run_config, p
         timings["evaluate"] = report["seconds"]
         log(f"test accuracy {report['accuracy']:.4f}, macro F1 {report['f1']:.4f} "
             f"on {report['examples']} test images")
+        if report.get("non_finite_outputs"):
+            # report.md says so too; a console that ends in a plain accuracy hides it.
+            log(f"warning: the model outputs NaN for {report['non_finite_outputs']} of "
+                f"{report['examples']} test images: its training diverged (try a lower "
+                "--learning_rate or --fine_tune_learning_rate); its export answers NaN")
         fingerprint = model_lib.weights_fingerprint(classifier)
         log(f"final weights fingerprint {fingerprint}")
         metrics = {

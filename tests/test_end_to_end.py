@@ -255,6 +255,13 @@ def test_safety_net_catches_a_harmful_fine_tune(tmp_path, cache_dir, capsys):
     assert "**Fine-tuning made it worse on validation**" in text
 
 
+def test_a_diverged_run_says_so_on_the_console(tmp_path, cache_dir, capsys):
+    metrics = run_lib.run(_config(tmp_path, cache_dir, phase="feature_extraction",
+                                  learning_rate=1e37, export=False))
+    assert metrics["test"]["non_finite_outputs"] == metrics["test"]["examples"]
+    assert "warning: the model outputs NaN for" in capsys.readouterr().out
+
+
 def test_resnet50_runs_both_phases(tmp_path, cache_dir):
     metrics = run_lib.run(_config(tmp_path, cache_dir, model="resnet50", weights="none",
                                   classes=("0", "1", "2")))

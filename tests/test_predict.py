@@ -190,3 +190,7 @@ def test_exports_without_top_k_outputs_are_still_answered(tmp_path):
         CLASSES[i] for i in np.argsort(-expected)]
     np.testing.assert_allclose([item["score"] for item in record["top_k"]],
                                np.sort(expected)[::-1], rtol=1e-5)
+
+
+def test_a_nan_score_is_json_null():
+    assert [predict._score(v) for v in (0.25, float("nan"), float("inf"))] == [0.25, None, None]
