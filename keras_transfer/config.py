@@ -171,14 +171,15 @@ def _validate_dataset_spec(name, value):
     )
 
 
-def _is_folder_spec(value):
+def is_folder_spec(value):
+    """True for a dataset spec that names a folder (not embedded, not TFDS)."""
     return value not in EMBEDDED_DATASETS and not value.startswith("tfds:")
 
 
 def _validate_data_options(config):
     if config.split_file is not None:
         _require(
-            _is_folder_spec(config.dataset),
+            is_folder_spec(config.dataset),
             "split_file pins the split of a folder dataset; dataset="
             f"{config.dataset} has a fixed content. Received: split_file={config.split_file!r}",
         )

@@ -9,7 +9,7 @@ for example with another decode size (`image_size`) or a TFLite model.
 
 import os
 
-from keras_transfer import backbones, export, model_card, outputs
+from keras_transfer import backbones, config as config_lib, export, model_card, outputs
 from keras_transfer import model as model_lib
 
 # The phase whose checkpoint the run exported: the last one that ran.
@@ -85,6 +85,7 @@ def reexport(run_dir, *, image_size=None, export_tflite=False):
         classifier, os.path.join(run_dir, "export"), metrics["class_names"],
         image_size=metrics["config"]["image_size"] if image_size is None else image_size,
         channels=metrics["dataset"]["channels"], card=card, tflite=export_tflite,
-        **({"max_megapixels": metrics["config"]["max_megapixels"]}
-           if "max_megapixels" in metrics["config"] else {}),  # Runs before the limit: default.
+        # Runs from before the limit was recorded: the default.
+        max_megapixels=metrics["config"].get("max_megapixels",
+                                             config_lib.RunConfig.max_megapixels),
     )

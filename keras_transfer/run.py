@@ -115,9 +115,7 @@ def _base_layer(config, resolved, previous):
 def _dataset_identity(dataset):
     """A folder dataset by its resolved path: `clean`, `clean/` and its absolute
     path are one folder to a resumed run, a folder of that name elsewhere is not."""
-    if dataset in config_lib.EMBEDDED_DATASETS or dataset.startswith("tfds:"):
-        return dataset
-    return os.path.realpath(dataset)
+    return os.path.realpath(dataset) if config_lib.is_folder_spec(dataset) else dataset
 
 
 def _prepare(config, strategy, writes):
