@@ -34,7 +34,8 @@ def main():
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["KERAS_TRANSFER_OFFLINE"] = "1"  # The digits source base, not ImageNet.
-    from keras_transfer import config as config_lib, run
+    from keras_transfer import config as config_lib
+    from keras_transfer.run import execute as run
 
     size = 32 if args.quick else args.image_size
     rows = []

@@ -34,11 +34,13 @@ def write_folder(root, count, size=16):
 
 
 def measure(count, root, image_size=64, batch_size=64):
-    from keras_transfer import datasets, folder_dataset, pipeline
+    from keras_transfer.data import tasks
+    from keras_transfer.data import folders as folder_dataset
+    from keras_transfer.data import pipeline
 
     write_folder(root, count)
     start = time.perf_counter()
-    data = datasets.load_task(root, None, role="target", seed=0, validation_fraction=0.1,
+    data = tasks.load_task(root, None, role="target", seed=0, validation_fraction=0.1,
                               test_fraction=0.1, folder_policy=folder_dataset.FolderPolicy(
                                   cache_dir=os.path.join(root, ".cache")))
     loaded = time.perf_counter()

@@ -41,7 +41,7 @@ def forward_rate(name, image_size, batch_size, batches):
     import numpy as np
     import tensorflow as tf
 
-    from keras_transfer import backbones
+    from keras_transfer.models import backbones
 
     spec = backbones.get(name)
     base = spec.build(image_size)

@@ -53,9 +53,11 @@ def write_photos(root, count, seed=0):
 
 
 def pipeline_rate(root, batch_size, epochs=2):
-    from keras_transfer import datasets, folder_dataset, pipeline
+    from keras_transfer.data import tasks
+    from keras_transfer.data import folders as folder_dataset
+    from keras_transfer.data import pipeline
 
-    data = datasets.load_task(root, None, role="target", seed=0, validation_fraction=0.1,
+    data = tasks.load_task(root, None, role="target", seed=0, validation_fraction=0.1,
                               test_fraction=0.1,
                               folder_policy=folder_dataset.FolderPolicy(cache_dir=None))
     dataset = pipeline.make_dataset(data.train, num_classes=2, batch_size=batch_size,
@@ -73,8 +75,8 @@ def model_rate(name, batch_size, steps):
     import keras
     import numpy as np
 
-    from keras_transfer import backbones
-    from keras_transfer import model as model_lib
+    from keras_transfer.models import backbones
+    from keras_transfer.models import classifier as model_lib
 
     spec = backbones.get(name)
     classifier = model_lib.build_classifier(spec, 2, image_size=224, channels=3)

@@ -24,8 +24,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from keras_transfer import backbones, export  # noqa: E402
-from keras_transfer import model as model_lib  # noqa: E402
+from keras_transfer.models import backbones  # noqa: E402
+from keras_transfer.serving import export
+from keras_transfer.models import classifier as model_lib  # noqa: E402
 from table import markdown  # noqa: E402
 
 

@@ -57,14 +57,19 @@ def main():
     import numpy as np
     import tensorflow as tf
 
-    from keras_transfer import backbones, config as config_lib, datasets, loop
-    from keras_transfer import model as model_lib, pipeline, train
+    from keras_transfer import config as config_lib
+    from keras_transfer.models import backbones
+    from keras_transfer.data import tasks
+    from keras_transfer.training import loop
+    from keras_transfer.models import classifier as model_lib
+    from keras_transfer.data import pipeline
+    from keras_transfer.training import phase as train
 
     size = 32 if args.quick else args.image_size
     rounds = 2 if args.quick else args.rounds
     config = config_lib.RunConfig(model=args.model, verbose=0, early_stopping_patience=0)
     spec = backbones.get(args.model)
-    data = datasets.load_task(config.dataset, ("5", "6", "7", "8", "9"), role="target",
+    data = tasks.load_task(config.dataset, ("5", "6", "7", "8", "9"), role="target",
                               seed=0, validation_fraction=0.1, test_fraction=0.2)
     strategy = tf.distribute.get_strategy()
     batch = config.batch_size
@@ -90,7 +95,7 @@ def main():
     _, report, callbacks = train._callbacks(  # pylint: disable=protected-access
         workdir, "fine_tune", config, metrics[-1], data.class_names,
         os.path.join(workdir, "checkpoints", "fine_tune.weights.h5"), False)
-    from keras_transfer import backup as backup_lib
+    from keras_transfer.training import backup as backup_lib
 
     backup = backup_lib.PhaseBackup(os.path.join(workdir, "backup", "fine_tune"),
                                     report=report)

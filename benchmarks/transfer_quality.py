@@ -117,7 +117,7 @@ def method_config(method, base, variants=None):
 def transfer_cut(config):
     """Where a transfer run from the source base cuts it: `base_layer`, with
     `auto` resolved by the package's rule for a source-pretrained base."""
-    from keras_transfer import backbones
+    from keras_transfer.models import backbones
 
     return backbones.resolve_base_layer(config.backbone, config.base_layer, "source",
                                         config.phase)
@@ -172,7 +172,7 @@ class Results:
 
 
 def run_method(results, config, labels):
-    from keras_transfer import run
+    from keras_transfer.run import execute as run
 
     key = f"run:{settings_key(config)}"
     entry = results.get(key)
@@ -192,7 +192,7 @@ def run_method(results, config, labels):
 
 def rank_candidates(results, base, models, labels):
     """Estimator scores of each backbone on `base`'s source and target."""
-    from keras_transfer import rank
+    from keras_transfer.run import rank
 
     cuts = [transfer_cut(dataclasses.replace(base, model=model)) for model in models]
     # The estimators are part of the key: adding one ranks again rather than

@@ -5,11 +5,11 @@ tests build one directly. Every error names the flag and the value received.
 """
 
 import dataclasses
-import math
 import os
 from typing import Optional, Tuple
 
-from keras_transfer import backbones
+from keras_transfer.checks import ConfigError, require, validate_choice, validate_range
+from keras_transfer.models import backbones
 
 PHASES = ("feature_extraction", "fine_tune", "both", "pretrain")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
@@ -21,10 +21,6 @@ SCHEDULES = ("cosine", "constant")
 EMBEDDED_DATASETS = ("digits", "fashion_mnist")
 # Validation quantities a phase can keep its best epoch by (Keras log names).
 MONITORS = ("val_loss", "val_accuracy", "val_f1", "val_precision", "val_recall", "val_auc")
-
-
-class ConfigError(ValueError):
-    """A setting is invalid; the message names the flag and the value."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,9 +106,8 @@ class RunConfig:
         from. A base trained from scratch on a small source task (or not at
         all) continues its training at the rate it was trained at
         (`scratch_learning_rate`: VGG 1e-4, others 1e-3); ImageNet or file
-        weights at 1e-4, ten times below the head's. ResNet50 from digits 0-4
-        to 10 labels per class of 5-9 (benchmarks/RESULTS.md): 0.832 at
-        1e-4, 0.872 at 3e-4, 0.911 at 1e-3."""
+        weights at 1e-4, ten times below the head's (evidence:
+        benchmarks/RESULTS.md, "Evidence behind the defaults")."""
         if self.fine_tune_learning_rate is not None:
             return self.fine_tune_learning_rate
         return self.scratch_learning_rate if weights_kind in ("source", "none") else 1e-4
@@ -123,48 +118,32 @@ class RunConfig:
         return self.source_dataset or self.dataset
 
 
+CACHE_ENV = "KERAS_TRANSFER_CACHE"
+
+
+def cache_root(config):
+    """Where source bases and recorded features are cached: `--cache_dir`,
+    else `$KERAS_TRANSFER_CACHE`, else `~/.cache/keras_transfer`."""
+    return config.cache_dir or os.environ.get(CACHE_ENV) or os.path.join(
+        os.path.expanduser("~"), ".cache", "keras_transfer")
+
+
 # Beyond it one decoded image no longer fits in memory (100,000 px: 120 GB),
 # and the input pipeline, which skips images that fail, would skip them all.
 MAX_IMAGE_SIZE = 4096
 
 
-def _require(condition, message):
-    if not condition:
-        raise ConfigError(message)
-
-
-def _validate_choice(name, value, choices):
-    _require(
-        value in choices,
-        f"{name} must be one of {list(choices)}. Received: {name}={value!r}",
-    )
-
-
-def _validate_range(name, value, low, high=None, low_inclusive=True):
-    ok = value >= low if low_inclusive else value > low
-    if high is not None:
-        ok = ok and value <= high
-    bound = (">= " if low_inclusive else "> ") + str(low)
-    if high is not None:
-        bound += f" and <= {high}"
-    # inf passes `> 0` and trains a model of NaNs; nan fails every comparison
-    # but deserves the same words.
-    finite = math.isfinite(value)
-    _require(ok and finite, f"{name} must be {'a finite number ' * (not finite)}{bound}. "
-             f"Received: {name}={value}")
-
-
 def _validate_dataset_spec(name, value):
     if value is None:
         return
-    _require(bool(value), f"{name} must not be empty. Received: {name}={value!r}")
+    require(bool(value), f"{name} must not be empty. Received: {name}={value!r}")
     if value in EMBEDDED_DATASETS or value.startswith("tfds:"):
-        _require(
+        require(
             value != "tfds:",
             f"{name} needs a dataset name after 'tfds:'. Received: {name}={value!r}",
         )
         return
-    _require(
+    require(
         os.path.isdir(value),
         f"{name} must be one of {list(EMBEDDED_DATASETS)}, 'tfds:NAME' or an "
         f"existing folder of class subfolders. Received: {name}={value!r}",
@@ -178,19 +157,19 @@ def is_folder_spec(value):
 
 def _validate_data_options(config):
     if config.split_file is not None:
-        _require(
+        require(
             is_folder_spec(config.dataset),
             "split_file pins the split of a folder dataset; dataset="
             f"{config.dataset} has a fixed content. Received: split_file={config.split_file!r}",
         )
         parent = os.path.dirname(os.path.abspath(config.split_file))
-        _require(
+        require(
             os.path.isdir(parent) and not os.path.isdir(config.split_file),
             "split_file must be a file path in an existing folder. "
             f"Received: split_file={config.split_file!r}",
         )
     if config.tfds_split is not None:
-        _require(
+        require(
             config.dataset.startswith("tfds:"),
             f"tfds_split selects splits of a tfds:NAME dataset. Received: "
             f"dataset={config.dataset!r}, tfds_split={config.tfds_split!r}",
@@ -202,30 +181,30 @@ def _validate(config):
         spec = backbones.get(config.model)
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    _validate_choice("phase", config.phase, PHASES)
-    _validate_choice("strategy", config.strategy, STRATEGIES)
-    _validate_choice("class_weight", config.class_weight, CLASS_WEIGHTS)
-    _validate_choice("feature_cache", config.feature_cache, FEATURE_CACHE)
+    validate_choice("phase", config.phase, PHASES)
+    validate_choice("strategy", config.strategy, STRATEGIES)
+    validate_choice("class_weight", config.class_weight, CLASS_WEIGHTS)
+    validate_choice("feature_cache", config.feature_cache, FEATURE_CACHE)
     # Pretraining trains and saves a whole base (what --weights=PATH loads).
-    _require(config.phase != "pretrain" or config.base_layer in ("top", "auto"),
+    require(config.phase != "pretrain" or config.base_layer in ("top", "auto"),
              "base_layer cuts the base for transfer; phase=pretrain trains a whole base. "
              f"Received: base_layer={config.base_layer!r}, phase={config.phase!r}")
-    _require(config.export or not config.export_tflite,
+    require(config.export or not config.export_tflite,
              "export_tflite writes into the SavedModel's version folder: it needs --export. "
              f"Received: export={config.export}, export_tflite={config.export_tflite}")
-    _require(config.feature_cache_copies >= 0,
+    require(config.feature_cache_copies >= 0,
              "feature_cache_copies must be >= 0. "
              f"Received: feature_cache_copies={config.feature_cache_copies}")
     # Copies are augmented views: without augmentation they would all be the
     # same, and with the cache off nothing would record them.
-    _require(not config.feature_cache_copies or (
+    require(not config.feature_cache_copies or (
         config.augment and config.feature_cache != "off"),
         "feature_cache_copies needs --augment and a feature cache (not --feature_cache=off). "
         f"Received: feature_cache_copies={config.feature_cache_copies}, "
         f"augment={','.join(config.augment)!r}, feature_cache={config.feature_cache!r}")
-    _validate_choice("fine_tune_schedule", config.fine_tune_schedule, SCHEDULES)
-    _validate_choice("monitor", config.monitor, MONITORS)
-    _require(
+    validate_choice("fine_tune_schedule", config.fine_tune_schedule, SCHEDULES)
+    validate_choice("monitor", config.monitor, MONITORS)
+    require(
         config.weights in WEIGHT_KEYWORDS or os.path.isfile(config.weights),
         f"weights must be one of {list(WEIGHT_KEYWORDS)} or an existing "
         f"weights file. Received: weights={config.weights!r}",
@@ -235,15 +214,15 @@ def _validate(config):
     for name in ("classes", "source_classes"):
         value = getattr(config, name)
         if value is not None:
-            _require(
+            require(
                 len(value) >= 2 and len(set(value)) == len(value),
                 f"{name} must name at least two distinct classes. "
                 f"Received: {name}={','.join(value)!r}",
             )
     for augmentation in config.augment:
-        _validate_choice("augment", augmentation, AUGMENTATIONS)
+        validate_choice("augment", augmentation, AUGMENTATIONS)
     if config.image_size is not None:
-        _require(
+        require(
             spec.min_size <= config.image_size <= MAX_IMAGE_SIZE,
             f"image_size must be >= {spec.min_size} for model={config.model} and <= "
             f"{MAX_IMAGE_SIZE}. Received: image_size={config.image_size}",
@@ -258,18 +237,18 @@ def _validate(config):
         "verbose",
         "seed",
     ):
-        _validate_range(name, getattr(config, name), 0)
-    _validate_range("batch_size", config.batch_size, 1)
-    _validate_range("min_steps_per_epoch", config.min_steps_per_epoch, 1)
+        validate_range(name, getattr(config, name), 0)
+    validate_range("batch_size", config.batch_size, 1)
+    validate_range("min_steps_per_epoch", config.min_steps_per_epoch, 1)
     # Every worker must find the chief's backups, and a default folder is
     # named by the time each worker starts.
-    _require(config.strategy != "multi_worker" or config.output_dir,
+    require(config.strategy != "multi_worker" or config.output_dir,
              "strategy=multi_worker needs --output_dir (the same path on every worker, "
              "on storage they share). Received: output_dir=None")
     # Training from scratch (pretrain, the source task) needs at least an epoch.
-    _validate_range("pretrain_epochs", config.pretrain_epochs, 1)
+    validate_range("pretrain_epochs", config.pretrain_epochs, 1)
     if config.baseline:
-        _require(
+        require(
             config.epochs + config.fine_tune_epochs > 0,
             "baseline trains from scratch on the run's budget (epochs + "
             "fine_tune_epochs), which is 0. Received: epochs="
@@ -278,37 +257,37 @@ def _validate(config):
     # A run whose phases train no epoch has nothing to evaluate or export.
     trained = {"feature_extraction": ("epochs",), "fine_tune": ("fine_tune_epochs",),
                "both": ("epochs", "fine_tune_epochs")}.get(config.phase, ())
-    _require(
+    require(
         not trained or sum(getattr(config, name) for name in trained) > 0,
         f"phase={config.phase} trains {' + '.join(trained)} epochs, which is 0. Received: "
         + ", ".join(f"{name}={getattr(config, name)}" for name in trained),
     )
-    _validate_range("repeats", config.repeats, 1)
+    validate_range("repeats", config.repeats, 1)
     for name in ("learning_rate", "fine_tune_learning_rate", "pretrain_learning_rate"):
         if getattr(config, name) is not None:
-            _validate_range(name, getattr(config, name), 0, low_inclusive=False)
-    _validate_range("dropout", config.dropout, 0.0, 0.99)
-    _validate_range("l2", config.l2, 0.0)
-    _validate_range("l2_sp", config.l2_sp, 0.0)
-    _validate_range("label_smoothing", config.label_smoothing, 0.0, 0.99)
-    _validate_range("validation_fraction", config.validation_fraction, 0.0, 0.5, False)
-    _validate_range("test_fraction", config.test_fraction, 0.0, 0.5, False)
-    _validate_range("max_broken_fraction", config.max_broken_fraction, 0.0, 1.0)
-    _validate_range("max_megapixels", config.max_megapixels, 0.0, low_inclusive=False)
+            validate_range(name, getattr(config, name), 0, low_inclusive=False)
+    validate_range("dropout", config.dropout, 0.0, 0.99)
+    validate_range("l2", config.l2, 0.0)
+    validate_range("l2_sp", config.l2_sp, 0.0)
+    validate_range("label_smoothing", config.label_smoothing, 0.0, 0.99)
+    validate_range("validation_fraction", config.validation_fraction, 0.0, 0.5, False)
+    validate_range("test_fraction", config.test_fraction, 0.0, 0.5, False)
+    validate_range("max_broken_fraction", config.max_broken_fraction, 0.0, 1.0)
+    validate_range("max_megapixels", config.max_megapixels, 0.0, low_inclusive=False)
     _validate_data_options(config)
-    _require(config.cache_dir is None or not os.path.exists(config.cache_dir)
+    require(config.cache_dir is None or not os.path.exists(config.cache_dir)
              or os.path.isdir(config.cache_dir),
              f"cache_dir must be a folder (created if missing). Received: "
              f"cache_dir={config.cache_dir!r}")
     if config.phase == "pretrain":
-        _require(
+        require(
             config.weights in ("auto", "none"),
             "phase=pretrain trains the whole network from random "
             f"initialisation. Received: weights={config.weights!r}",
         )
     # Repeating needs every seed to train phase 1 itself; a fine_tune run
     # continues one stored phase-1 result, and pretrain has nothing to compare.
-    _require(
+    require(
         config.repeats == 1 or config.phase in ("feature_extraction", "both"),
         "repeats > 1 needs phase=both or phase=feature_extraction. "
         f"Received: repeats={config.repeats}, phase={config.phase!r}",

@@ -12,7 +12,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 from absl import flags  # noqa: E402
 
-from keras_transfer import main as main_lib, outputs  # noqa: E402
+from keras_transfer import outputs  # noqa: E402
+from keras_transfer.cli import main as main_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -72,3 +73,13 @@ def run_python(code_or_args, env=None, timeout=300):
         [sys.executable, *args], capture_output=True, text=True, cwd=REPO,
         env={**os.environ, **(env or {})}, timeout=timeout,
     )
+
+
+@pytest.fixture
+def console(capsys):
+    """The run's console lines, as the command line shows them: the package's
+    logger on stdout (a run called from Python logs, it does not print)."""
+    from keras_transfer import log
+
+    log.show_on_console(verbose=1)
+    yield capsys

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from keras_transfer import backbones, model as model_lib
+from keras_transfer.models import backbones
+from keras_transfer.models import classifier as model_lib
 
 
 @pytest.mark.parametrize("name", ["vgg16", "resnet50", "mobilenet_v2", "efficientnet_b0"])

@@ -41,7 +41,8 @@ def test_settings_key_ignores_where_files_go():
 
 def test_settings_key_of_an_auto_cut_is_the_cut_it_resolves_to():
     # A new auto rule must not reuse runs recorded under the old one.
-    from keras_transfer import backbones, config as config_lib
+    from keras_transfer import config as config_lib
+    from keras_transfer.models import backbones
 
     key = transfer_quality.settings_key
     vgg16 = backbones.get("vgg16")

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_python
-from keras_transfer import config as config_lib, datasets
+from keras_transfer import config as config_lib
+from keras_transfer.data import sources as datasets
 
 
 def _readme():

@@ -4,10 +4,19 @@ clear error for a folder that is not a finished run."""
 import os
 
 import pytest
+from absl.testing import flagsaver
 
 from conftest import run_python
-from keras_transfer import compare, outputs
+from keras_transfer import outputs
+from keras_transfer.cli import compare as compare_cli
 from test_report import assert_real_png
+
+
+def _compare(*folders, output):
+    """The command's `main`, as `python -m keras_transfer.compare` runs it."""
+    compare_cli.define_flags()
+    with flagsaver.flagsaver(output=str(output)):
+        compare_cli.main(["compare", *folders])
 
 
 def _run_folder(root, name, model, accuracy, exported_phase="fine_tune"):
@@ -28,7 +37,7 @@ def test_table_and_bar_chart(tmp_path, capsys):
     folders = [_run_folder(tmp_path, "vgg", "vgg16", 0.978),
                _run_folder(tmp_path, "resnet", "resnet50", 0.966, "feature_extraction")]
     chart = str(tmp_path / "chart.png")
-    assert compare.main([*folders, f"--output={chart}"]) == 0
+    _compare(*folders, output=chart)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["run", "backbone", "weights", "exported", "phase", "test",
                                 "accuracy", "macro", "F1", "ROC", "AUC", "total", "s"]
@@ -42,7 +51,7 @@ def test_folder_without_metrics_is_a_clear_error(tmp_path):
     good = _run_folder(tmp_path, "good", "vgg16", 0.9)
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit) as raised:
-        compare.main([good, str(tmp_path / "empty"), f"--output={tmp_path / 'c.png'}"])
+        _compare(good, str(tmp_path / "empty"), output=tmp_path / "c.png")
     assert "has no metrics.json" in str(raised.value)
     assert f"Received: {str(tmp_path / 'empty')!r}" in str(raised.value)
     assert not (tmp_path / "c.png").exists()
@@ -64,7 +73,7 @@ def test_bad_inputs_are_one_line(tmp_path, problem, says):
         with open(path, "w") as handle:
             handle.write(text[:40])
     with pytest.raises(SystemExit) as raised:
-        compare.main([good, f"--output={output}"])
+        _compare(good, output=output)
     assert says in str(raised.value)
 
 

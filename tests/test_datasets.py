@@ -11,14 +11,17 @@ import tensorflow_datasets as tfds
 from PIL import Image
 from sklearn.utils.class_weight import compute_class_weight
 
-from keras_transfer import datasets, image_folder, splits
+from keras_transfer.data import sources as datasets
+from keras_transfer.data import tasks
+from keras_transfer.data import image_folder
+from keras_transfer.data import splits
 from keras_transfer.config import ConfigError
 
 FRACTIONS = dict(validation_fraction=0.2, test_fraction=0.2)
 
 
 def load_digits_task(classes=None, role="target", seed=0, **kwargs):
-    return datasets.load_task(
+    return tasks.load_task(
         "digits", classes, role=role, seed=seed, **{**FRACTIONS, **kwargs}
     )
 
@@ -219,7 +222,7 @@ def test_empty_class_folder_is_an_error(tmp_path):
 def test_missing_folder_is_an_error(tmp_path):
     missing = str(tmp_path / "nowhere")
     with pytest.raises(image_folder.FolderLayoutError) as raised:
-        datasets.load_task(missing, None, role="target", seed=0, **FRACTIONS)
+        tasks.load_task(missing, None, role="target", seed=0, **FRACTIONS)
     assert_one_line_naming(raised.value, missing)
 
 
@@ -232,18 +235,18 @@ def assert_one_line_naming(error, folder):
 def test_class_with_fewer_than_three_examples_is_an_error(tmp_path):
     root = make_class_folders(tmp_path, {"cats": 5, "dogs": 2})
     with pytest.raises(image_folder.FolderLayoutError, match="at least 3") as raised:
-        datasets.load_task(root, None, role="target", seed=0, **FRACTIONS)
+        tasks.load_task(root, None, role="target", seed=0, **FRACTIONS)
     assert_one_line_naming(raised.value, str(tmp_path / "dogs"))
     assert "2 usable image" in str(raised.value)
     # Leaving the thin class out with --classes is fine.
     make_class_folders(tmp_path, {"owls": 4})
-    data = datasets.load_task(root, ("cats", "owls"), role="target", seed=0, **FRACTIONS)
+    data = tasks.load_task(root, ("cats", "owls"), role="target", seed=0, **FRACTIONS)
     assert data.class_names == ("cats", "owls")
 
 
 def test_load_task_on_a_folder_gives_files(tmp_path):
     root = make_class_folders(tmp_path, {"cats": 5, "dogs": 5, "owls": 5})
-    data = datasets.load_task(root, None, role="target", seed=0, **FRACTIONS)
+    data = tasks.load_task(root, None, role="target", seed=0, **FRACTIONS)
     assert data.class_names == ("cats", "dogs", "owls")
     assert (data.channels, data.native_size) == (3, None)
     files = [f for split in all_splits(data) for f in split.files]
@@ -331,7 +334,7 @@ class KtMixedSizes(tfds.core.GeneratorBasedBuilder):
 
 def test_tfds_images_of_different_sizes_are_held_at_one_size(tmp_path):
     tfds.builder("kt_mixed_sizes", data_dir=str(tmp_path)).download_and_prepare()
-    data = datasets.load_task("tfds:kt_mixed_sizes", None, role="target", seed=0,
+    data = tasks.load_task("tfds:kt_mixed_sizes", None, role="target", seed=0,
                               tfds_data_dir=str(tmp_path), **FRACTIONS)
     assert data.native_size == 11  # The median longer side.
     for split in all_splits(data):
@@ -343,14 +346,14 @@ def test_tfds_images_of_different_sizes_are_held_at_one_size(tmp_path):
 def test_tfds_unknown_name_is_a_dataset_error(tmp_path):
     start = time.monotonic()
     with pytest.raises(datasets.DatasetError, match="kt_no_such_dataset"):
-        datasets.load_task("tfds:kt_no_such_dataset", None, role="target", seed=0,
+        tasks.load_task("tfds:kt_no_such_dataset", None, role="target", seed=0,
                            tfds_data_dir=str(tmp_path), **FRACTIONS)
     assert time.monotonic() - start < 10
 
 
 def test_tfds_prepared_dataset_loads_every_example(tmp_path):
     tfds.builder("kt_tiny_shapes", data_dir=str(tmp_path)).download_and_prepare()
-    data = datasets.load_task("tfds:kt_tiny_shapes", None, role="target", seed=0,
+    data = tasks.load_task("tfds:kt_tiny_shapes", None, role="target", seed=0,
                               tfds_data_dir=str(tmp_path), **FRACTIONS)
     assert data.class_names == TINY_SHAPES
     assert (data.channels, data.native_size) == (1, 8)
@@ -366,7 +369,7 @@ def test_tfds_prepared_dataset_loads_every_example(tmp_path):
 
 def test_tfds_split_names_select_what_is_pooled(tmp_path):
     tfds.builder("kt_tiny_shapes", data_dir=str(tmp_path)).download_and_prepare()
-    load = lambda split: datasets.load_task(  # noqa: E731
+    load = lambda split: tasks.load_task(  # noqa: E731
         "tfds:kt_tiny_shapes", None, role="target", seed=0, tfds_data_dir=str(tmp_path),
         tfds_split=split, **FRACTIONS)
     train_only = load("train")
@@ -381,7 +384,7 @@ def test_tfds_split_names_select_what_is_pooled(tmp_path):
 
 def test_tfds_offline_mode_never_downloads(tmp_path):
     with pytest.raises(datasets.DatasetError, match="KERAS_TRANSFER_OFFLINE") as raised:
-        datasets.load_task("tfds:kt_offline_shapes", None, role="target", seed=0,
+        tasks.load_task("tfds:kt_offline_shapes", None, role="target", seed=0,
                            tfds_data_dir=str(tmp_path), **FRACTIONS)
     assert str(tmp_path) in str(raised.value)
 
@@ -391,7 +394,7 @@ def test_tfds_download_offline_fails_fast_naming_dataset_and_dir(tmp_path, monke
     monkeypatch.delenv(datasets.OFFLINE_ENV)
     start = time.monotonic()
     with pytest.raises(datasets.DatasetError) as raised:
-        datasets.load_task("tfds:kt_offline_shapes", None, role="target", seed=0,
+        tasks.load_task("tfds:kt_offline_shapes", None, role="target", seed=0,
                            tfds_data_dir=str(tmp_path), **FRACTIONS)
     assert time.monotonic() - start < 10
     message = str(raised.value)

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from conftest import REPO, TINY
-from keras_transfer import config as config_lib, distribute, outputs
+from keras_transfer import config as config_lib, outputs
+from keras_transfer.training import distribute
 
 
 def _free_ports(count):
@@ -35,7 +36,8 @@ def _tf_config(ports, index):
 # float rounding, not just within noise.
 TASK = {**TINY, "model": "vgg16", "classes": "5,6", "examples_per_class": 8,
         "source_examples_per_class": 8, "epochs": 2, "fine_tune_epochs": 1,
-        "pretrain_epochs": 1, "dropout": 0, "batch_size": 8}
+        "pretrain_epochs": 1, "dropout": 0, "batch_size": 8,
+        "verbose": 2}  # The console lines the tests read (0 silences them).
 
 
 def _same_result(a, b):

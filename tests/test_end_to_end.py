@@ -13,8 +13,8 @@ from conftest import TINY, built_once
 from test_evaluate import _event_tags, _event_values
 from test_report import assert_real_png
 from keras_transfer import config as config_lib
-from keras_transfer import main as main_lib
-from keras_transfer import run as run_lib
+from keras_transfer.cli import main as main_lib
+from keras_transfer.run import execute as run_lib
 from keras_transfer import outputs
 
 
@@ -195,7 +195,7 @@ def test_source_base_is_cached_and_reused(tmp_path, cache_dir):
     # --noexport: no SavedModel, and the export command writes it later, from
     # the cut classifier's checkpoint.
     assert metrics["export"] is None and not os.path.exists(tmp_path / "run" / "export")
-    from keras_transfer import reexport
+    from keras_transfer.serving import reexport
     path = reexport.reexport(str(tmp_path / "run"))
     assert path == str(tmp_path / "run" / "export" / "1")
     served = tf.saved_model.load(path).signatures["serving_pixels"]
@@ -237,7 +237,7 @@ def test_baseline_repeated_over_seeds_reports_mean_and_spread(tmp_path, cache_di
     assert f"| from scratch (same budget) | {scratch['mean']:.3f} ± {scratch['std']:.3f}" in text
 
 
-def test_safety_net_catches_a_harmful_fine_tune(tmp_path, cache_dir, capsys):
+def test_safety_net_catches_a_harmful_fine_tune(tmp_path, cache_dir, console):
     """A learning rate of 100 wrecks the fine-tuned weights: the exported
     model must be the feature-extraction one, and the run must say so."""
     metrics = run_lib.run(_config(tmp_path, cache_dir, fine_tune_learning_rate=100.0,
@@ -248,18 +248,18 @@ def test_safety_net_catches_a_harmful_fine_tune(tmp_path, cache_dir, capsys):
     phases = metrics["phases"]
     # The exported model is phase 1's: its test numbers, not phase 2's.
     assert metrics["test"]["accuracy"] == phases["feature_extraction"]["test"]["accuracy"]
-    assert "safety net: fine-tuning ended worse on validation" in capsys.readouterr().out
+    assert "safety net: fine-tuning ended worse on validation" in console.readouterr().out
     with open(tmp_path / "run" / "report.md", encoding="utf-8") as handle:
         text = handle.read()
     assert "Exported: **feature_extraction** (the fine-tuned weights were discarded)" in text
     assert "**Fine-tuning made it worse on validation**" in text
 
 
-def test_a_diverged_run_says_so_on_the_console(tmp_path, cache_dir, capsys):
+def test_a_diverged_run_says_so_on_the_console(tmp_path, cache_dir, console):
     metrics = run_lib.run(_config(tmp_path, cache_dir, phase="feature_extraction",
                                   learning_rate=1e37, export=False))
     assert metrics["test"]["non_finite_outputs"] == metrics["test"]["examples"]
-    assert "warning: the model outputs NaN for" in capsys.readouterr().out
+    assert "warning: the model outputs NaN for" in console.readouterr().out
 
 
 def test_resnet50_runs_both_phases(tmp_path, cache_dir):

@@ -11,7 +11,9 @@ import tensorflow as tf
 from sklearn import metrics as skm
 from sklearn.preprocessing import label_binarize
 
-from keras_transfer import callbacks, evaluate, train
+from keras_transfer.training import callbacks
+from keras_transfer.evaluation import metrics as evaluate
+from keras_transfer.training import phase as train
 
 NAMES = ["cat", "dog", "fox", "owl", "yak"]
 
@@ -150,7 +152,8 @@ def test_monitor_mode_and_best_epoch():
 def test_test_images_of_a_folder_are_decoded_as_the_pipeline_decodes_them(tmp_path):
     from PIL import Image
 
-    from keras_transfer import datasets, pipeline
+    from keras_transfer.data import sources as datasets
+    from keras_transfer.data import pipeline
 
     files = []
     for index, (size, colour) in enumerate([((10, 7), (255, 0, 0)), ((5, 9), (0, 90, 200))]):

@@ -25,8 +25,9 @@ from sklearn.datasets import load_digits
 
 import keras_transfer
 from conftest import run_python
-from keras_transfer import backbones, export
-from keras_transfer import model as model_lib
+from keras_transfer.models import backbones
+from keras_transfer.serving import export
+from keras_transfer.models import classifier as model_lib
 
 IMAGE_SIZE = 32
 GRAY_CLASSES = ["ankle boot", "T-shirt/top", "sneaker"]

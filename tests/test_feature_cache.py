@@ -4,8 +4,11 @@ import keras
 import numpy as np
 import pytest
 
-from keras_transfer import backbones, datasets, feature_cache, pipeline
-from keras_transfer import model as model_lib
+from keras_transfer.models import backbones
+from keras_transfer.data import tasks
+from keras_transfer.training import feature_cache
+from keras_transfer.data import pipeline
+from keras_transfer.models import classifier as model_lib
 
 SPEC = backbones.get("vgg16")
 
@@ -23,7 +26,7 @@ def compile_(model):
 
 @pytest.mark.parametrize("min_steps", [1, 5])
 def test_head_on_recorded_features_matches_training_on_pixels(tmp_path, min_steps):
-    data = datasets.load_task("digits", None, role="target", seed=0, validation_fraction=0.1,
+    data = tasks.load_task("digits", None, role="target", seed=0, validation_fraction=0.1,
                               test_fraction=0.2, examples_per_class=8)
     settings = dict(num_classes=5, batch_size=16, image_size=32, channels=1)
     test_images = data.test.images[:20].astype(np.float32)
@@ -69,7 +72,7 @@ def _everything(stored):
 
 
 def test_augmented_copies_are_different_views_drawn_one_per_epoch(tmp_path):
-    data = datasets.load_task("digits", None, role="target", seed=0, validation_fraction=0.1,
+    data = tasks.load_task("digits", None, role="target", seed=0, validation_fraction=0.1,
                               test_fraction=0.2, examples_per_class=4)
     pixels = pipeline.make_dataset(data.train, num_classes=5, batch_size=8, image_size=32,
                                    channels=1)
@@ -97,9 +100,10 @@ def test_augmented_copies_are_different_views_drawn_one_per_epoch(tmp_path):
     assert max(len(views) for views in seen) >= 2
 
 
-def test_a_run_on_recorded_features_equals_one_without(tmp_path, capsys):
+def test_a_run_on_recorded_features_equals_one_without(tmp_path, console):
     from conftest import TINY
-    from keras_transfer import config as config_lib, run
+    from keras_transfer import config as config_lib
+    from keras_transfer.run import execute as run
 
     def phase_one(name, cache, **extra):
         config = config_lib.RunConfig(
@@ -109,16 +113,16 @@ def test_a_run_on_recorded_features_equals_one_without(tmp_path, capsys):
                                     # 30 images, batch 16: two passes an epoch.
                                     "min_steps_per_epoch": 3, **extra})
         metrics = run.run(config)
-        return metrics, capsys.readouterr().out
+        return metrics, console.readouterr().out
 
     uncached, _ = phase_one("off", "off")
-    cached, console = phase_one("auto", "auto")
-    assert "recorded the base features" in console and "in memory" in console
+    cached, printed = phase_one("auto", "auto")
+    assert "recorded the base features" in printed and "in memory" in printed
     # Streamed from disk (what `auto` does when they do not fit): the same
     # features read back, the same shuffle while the split fits its buffer.
-    streamed, console = phase_one("disk", "disk")
-    assert "reusing the base features recorded" in console
-    assert "streamed from disk" in console
+    streamed, printed = phase_one("disk", "disk")
+    assert "reusing the base features recorded" in printed
+    assert "streamed from disk" in printed
     history = lambda m: m["phases"]["feature_extraction"]["history"]  # noqa: E731
     assert len(history(uncached)["loss"]) == 2
     for key in ("loss", "val_loss", "val_accuracy"):
@@ -133,5 +137,5 @@ def test_a_run_on_recorded_features_equals_one_without(tmp_path, capsys):
     # phase 1 finished restores its best epoch from there.
     head = tmp_path / "auto" / "checkpoints" / "feature_extraction.head.weights.h5"
     assert 0 < head.stat().st_size < checkpoint.stat().st_size / 10
-    _, console = phase_one("augmented", "auto", augment=("flip",), feature_cache_copies=2)
-    assert "recorded the base features of 2 augmented view(s)" in console
+    _, printed = phase_one("augmented", "auto", augment=("flip",), feature_cache_copies=2)
+    assert "recorded the base features of 2 augmented view(s)" in printed

@@ -8,7 +8,7 @@ from absl import flags
 from absl.testing import flagsaver
 
 from conftest import REPO
-from keras_transfer import main as main_lib
+from keras_transfer.cli import main as main_lib
 
 FLAGFILES = sorted(glob.glob(os.path.join(REPO, "flags", "*.flags")))
 # Placeholders for the user's own folders and files in the recipes.

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_transfer import backup as backup_lib, callbacks as callbacks_lib, loop, train
+from keras_transfer.training import backup as backup_lib
+from keras_transfer.training import callbacks as callbacks_lib
+from keras_transfer.training import loop
+from keras_transfer.training import phase as train
 
 
 def _data():

@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_transfer import (datasets, folder_dataset, image_check, image_folder,
-                            image_headers, pipeline, split_file)
+from keras_transfer.data import folders as folder_dataset
+from keras_transfer.data import (image_check, image_folder, image_headers, pipeline,
+                                 split_file, tasks)
+from keras_transfer.data import sources as datasets
 
 COLOR = (200, 100, 50)
 FRACTIONS = dict(validation_fraction=0.2, test_fraction=0.2)
@@ -216,7 +218,7 @@ def test_a_class_with_only_broken_files_names_its_folder(tmp_path):
         write(root / "good" / f"{index}.png", encode("PNG"))
         write(root / "bad" / f"{index}.jpg", b"")
     with pytest.raises(image_folder.FolderLayoutError) as raised:
-        datasets.load_task(str(root), None, role="target", seed=0, folder_policy=policy(
+        tasks.load_task(str(root), None, role="target", seed=0, folder_policy=policy(
             tmp_path, max_broken_fraction=0.6), **FRACTIONS)
     assert str(root / "bad") in str(raised.value)
     assert "0 usable image(s) (4 broken)" in str(raised.value)
@@ -237,7 +239,7 @@ def split_of(data):
 
 def test_same_folder_and_seed_give_the_same_split(tmp_path):
     root = make_folder(tmp_path / "data", {"a": 20, "b": 12})
-    load = lambda seed: datasets.load_task(  # noqa: E731
+    load = lambda seed: tasks.load_task(  # noqa: E731
         root, None, role="target", seed=seed, folder_policy=policy(tmp_path), **FRACTIONS)
     assert split_of(load(0)) == split_of(load(0))
     assert split_of(load(0)) != split_of(load(1))
@@ -246,13 +248,13 @@ def test_same_folder_and_seed_give_the_same_split(tmp_path):
 def test_split_file_keeps_old_files_in_their_split(tmp_path):
     root = make_folder(tmp_path / "data", {"a": 20, "b": 12})
     pinned = str(tmp_path / "split.json")
-    load = lambda: datasets.load_task(  # noqa: E731
+    load = lambda: tasks.load_task(  # noqa: E731
         root, None, role="target", seed=0, folder_policy=policy(tmp_path),
         split_file_path=pinned, **FRACTIONS)
     before = load()
     assert before.split_summary == {"split_file": pinned, "pinned": 0, "new": 32,
                                     "missing": 0, "written": True}
-    assert split_of(before) == split_of(datasets.load_task(
+    assert split_of(before) == split_of(tasks.load_task(
         root, None, role="target", seed=0, folder_policy=policy(tmp_path), **FRACTIONS))
     make_folder(root, {"a": 10, "b": 10}, start=100)  # New images arrive.
     os.remove(os.path.join(root, "a", "000.png"))
@@ -272,13 +274,13 @@ def test_split_file_that_is_not_one_is_refused(tmp_path):
     bad = tmp_path / "split.json"
     bad.write_text("{not json")
     with pytest.raises(split_file.SplitFileError, match="split_file"):
-        datasets.load_task(root, None, role="target", seed=0, folder_policy=policy(
+        tasks.load_task(root, None, role="target", seed=0, folder_policy=policy(
             tmp_path), split_file_path=str(bad), **FRACTIONS)
 
 
 def test_per_class_counts_show_the_imbalance(tmp_path):
     root = make_folder(tmp_path / "data", {"many": 40, "few": 5})
-    data = datasets.load_task(root, None, role="target", seed=0,
+    data = tasks.load_task(root, None, role="target", seed=0,
                               folder_policy=policy(tmp_path), **FRACTIONS)
     counts = data.class_counts()
     assert counts["train"]["many"] + counts["validation"]["many"] + counts["test"][
@@ -303,9 +305,10 @@ def test_a_file_broken_after_the_check_does_not_end_the_epoch(tmp_path):
         assert len(reds) == 6 and 2 not in reds
 
 
-def test_a_run_on_a_messy_folder_says_what_it_used_and_skipped(messy, tmp_path, capsys):
+def test_a_run_on_a_messy_folder_says_what_it_used_and_skipped(messy, tmp_path, console):
     from conftest import TINY
-    from keras_transfer import config as config_lib, run
+    from keras_transfer import config as config_lib
+    from keras_transfer.run import execute as run
 
     output_dir = str(tmp_path / "run")
     config = config_lib.RunConfig(
@@ -313,7 +316,7 @@ def test_a_run_on_a_messy_folder_says_what_it_used_and_skipped(messy, tmp_path, 
         cache_dir=str(tmp_path / "cache"), max_broken_fraction=0.25, export=False,
         **{**TINY, "fine_tune_epochs": 0})
     metrics = run.run(config)
-    console = capsys.readouterr().out
+    console = console.readouterr().out
     assert f"found 23 image files in 2 classes under {messy}" in console
     assert "passed over 3 hidden, 2 not an image, 1 unsupported format" in console
     assert "19 usable, 4 broken and skipped (listed in data_report.json)" in console

@@ -5,7 +5,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_transfer import backbones, config as config_lib, model as model_lib
+from keras_transfer import config as config_lib
+from keras_transfer.models import backbones
+from keras_transfer.models import classifier as model_lib
 
 VGG16 = backbones.get("vgg16")
 RESNET50 = backbones.get("resnet50")

@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from keras_transfer import datasets, pipeline
+from keras_transfer.data import sources as datasets
+from keras_transfer.data import pipeline
 
 NUM_CLASSES = 3
 COLOR = (200, 100, 50)

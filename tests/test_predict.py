@@ -12,7 +12,8 @@ import tensorflow as tf
 from PIL import Image
 
 from conftest import REPO, run_python
-from keras_transfer import export, predict
+from keras_transfer.serving import export
+from keras_transfer.serving import predictor as predict
 
 CLASSES = ["circle", "square", "triangle"]
 
@@ -80,10 +81,16 @@ def _direct(path, files):
     return answers
 
 
+def _split(stream):
+    """(what was answered, the messages of what was skipped), in order."""
+    items = list(stream)
+    return ([item for item in items if not isinstance(item, predict.Skipped)],
+            [item.message for item in items if isinstance(item, predict.Skipped)])
+
+
 def test_folder_walk_finds_image_files_only(images):
     folder, good = images
-    warnings = []
-    found = list(predict.image_files([str(folder), str(folder / "nope.png")], warnings.append))
+    found, warnings = _split(predict.image_files([str(folder), str(folder / "nope.png")]))
     names = sorted(os.path.relpath(path, folder) for path in found)
     assert names == sorted(["a.png", "b.PNG", "nested/c.png", "nested/deeper/d.jpg",
                             "nested/e.png", "g.webp", "nested/bad.png", "nested/gone.png"])
@@ -92,8 +99,8 @@ def test_folder_walk_finds_image_files_only(images):
         "(JPEG, PNG, BMP, GIF or WebP)",
         f"skipping {folder / 'nope.png'}: no such file or folder"]
     (folder / "empty").mkdir(exist_ok=True)
-    assert list(predict.image_files([str(folder / "empty")], warnings.append)) == []
-    assert warnings[-1] == f"skipping {folder / 'empty'}: no image files in it"
+    assert _split(predict.image_files([str(folder / "empty")])) == (
+        [], [f"skipping {folder / 'empty'}: no image files in it"])
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 100])
@@ -101,10 +108,8 @@ def test_bad_files_are_skipped_and_the_rest_answered(run_dir, images, batch_size
     folder, good = images
     predictor = predict.Predictor(str(run_dir))
     assert predictor.path == str(run_dir / "export" / "2")
-    warnings = []
-    records = list(predict.predict_files(
-        predictor, predict.image_files([str(folder)], warnings.append), batch_size,
-        warnings.append))
+    records, warnings = _split(predict.predict_files(
+        predictor, predict.image_files([str(folder)]), batch_size))
 
     assert sorted(record["path"] for record in records) == sorted(good)
     assert len(warnings) == 3  # bad.png, gone.png and scan.tif.

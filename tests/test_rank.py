@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from conftest import TINY, run_python
-from keras_transfer import backbones, config as config_lib, rank
-from keras_transfer import model as model_lib
+from keras_transfer import config as config_lib
+from keras_transfer.models import backbones
+from keras_transfer.models import classifier as model_lib
+from keras_transfer.run import rank
 
 
 def test_block_names_cut_at_the_blocks_output():
@@ -24,15 +26,15 @@ def test_block_names_cut_at_the_blocks_output():
     del keras
 
 
-def test_rank_scores_every_candidate_and_sorts_best_first(cache_dir):
+def test_rank_scores_every_candidate_and_sorts_best_first(cache_dir, console):
     config = config_lib.RunConfig(weights="none", cache_dir=cache_dir,
                                   **{**TINY, "examples_per_class": 8})
-    lines = []
     # `auto` is where a run cuts this base (random weights: the top), scored once.
     rows = rank.rank_candidates(config, ["vgg16"], ["auto", "top", "block3", "conv4"],
-                                ["logme", "hscore"], log=lines.append)
+                                ["logme", "hscore"])
     assert sorted(row["base_layer"] for row in rows) == ["block3", "top"]
-    assert any("no layer or block 'conv4'" in line for line in lines)
+    assert "[keras_transfer] vgg16 has no layer or block 'conv4'; skipped" in (
+        console.readouterr().out)
     assert rows[0]["logme"] >= rows[1]["logme"]
     assert {row["features"] for row in rows} == {512, 256}
     assert all(row["examples"] == 40 and np.isfinite(row["hscore"]) for row in rows)
@@ -71,3 +73,20 @@ def test_rank_cli_refuses_in_one_line(flags, says, cache_dir):
                          "--examples_per_class=5", f"--cache_dir={cache_dir}", *flags])
     assert result.returncode != 0
     assert says in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
+
+
+def test_rank_pretrains_a_source_base_that_is_not_cached_yet(tmp_path, console):
+    """The README's rank command on an empty cache: the candidate's source base
+    is pretrained once, cached where the run that follows finds it, and scored."""
+    empty_cache = tmp_path / "cache"
+    config = config_lib.RunConfig(weights="source", cache_dir=str(empty_cache),
+                                  **{**TINY, "examples_per_class": 8})
+    rows = rank.rank_candidates(config, ["vgg16"], ["top"], ["logme"])
+    assert [(row["model"], row["weights"]) for row in rows] == [("vgg16", "source")]
+    assert np.isfinite(rows[0]["logme"])
+    assert "pretraining the base on the source task digits" in console.readouterr().out
+    cached = list((empty_cache / "source").glob("vgg16-*/base.weights.h5"))
+    assert len(cached) == 1
+    # A second ranking finds the base in the cache and trains nothing.
+    rank.rank_candidates(config, ["vgg16"], ["top"], ["logme"])
+    assert "pretraining the base" not in console.readouterr().out

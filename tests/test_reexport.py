@@ -15,8 +15,8 @@ from sklearn.datasets import load_digits
 
 from conftest import TINY, run_python
 from keras_transfer import config as config_lib
-from keras_transfer import reexport
-from keras_transfer import run as run_lib
+from keras_transfer.serving import reexport
+from keras_transfer.run import execute as run_lib
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_transfer import evaluate, plots, repeats, report, safety, train
+from keras_transfer.evaluation import metrics as evaluate
+from keras_transfer.evaluation import plots
+from keras_transfer.run import repeats
+from keras_transfer.evaluation import report
+from keras_transfer.training import safety_net as safety
+from keras_transfer.training import phase as train
 
 NAMES = ["5", "6", "7"]
 
@@ -173,7 +178,7 @@ def test_one_seed_answer_names_both_scores_and_the_higher():
 def test_when_scratch_wins_the_report_says_so_and_gives_a_ranking_command():
     from absl import flags
 
-    from keras_transfer import rank
+    from keras_transfer.cli import rank as rank_cli
 
     worse = [_row(seed, 0.70 + seed / 100, 0.90) for seed in range(3)]
     metrics = _metrics([_phase("feature_extraction", 0, [0.5], _summary(0.3), _summary(0.7))],
@@ -187,7 +192,7 @@ def test_when_scratch_wins_the_report_says_so_and_gives_a_ranking_command():
                        "--weights=auto --models=vgg16,resnet50,mobilenet_v2 "
                        "--base_layers=top,block3,block4"]
     # Every flag of the command is one the ranking CLI defines.
-    rank.define_flags()
+    rank_cli.define_flags()
     for argument in command[0].split()[3:]:
         assert argument[2:].split("=")[0] in flags.FLAGS, argument
     better = [_row(seed, 0.90 + seed / 100, 0.70) for seed in range(3)]

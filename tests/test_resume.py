@@ -136,15 +136,15 @@ def test_a_restart_may_change_where_files_go_and_how_it_reports():
 
 
 def test_a_folder_dataset_is_known_by_its_resolved_path(tmp_path, monkeypatch):
-    from keras_transfer import run as run_lib
+    from keras_transfer.run import prepare
 
     (tmp_path / "clean").mkdir()
     (tmp_path / "elsewhere" / "clean").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
-    spellings = {run_lib._dataset_identity(name)
+    spellings = {prepare._dataset_identity(name)
                  for name in ("clean", "clean/", "./clean", str(tmp_path / "clean"))}
     assert spellings == {os.path.realpath(tmp_path / "clean")}
     monkeypatch.chdir(tmp_path / "elsewhere")  # The same name, another folder.
-    assert run_lib._dataset_identity("clean") != spellings.pop()
-    assert run_lib._dataset_identity("digits") == "digits"
-    assert run_lib._dataset_identity("tfds:beans") == "tfds:beans"
+    assert prepare._dataset_identity("clean") != spellings.pop()
+    assert prepare._dataset_identity("digits") == "digits"
+    assert prepare._dataset_identity("tfds:beans") == "tfds:beans"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from keras_transfer import transferability
+from keras_transfer.evaluation import transferability
 
 RNG = np.random.default_rng(0)
 

@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import TINY, run_python
-from keras_transfer import backbones, config as config_lib, weights
-from keras_transfer import model as model_lib, run as run_lib
+from keras_transfer import config as config_lib
+from keras_transfer.models import backbones
+from keras_transfer.models import weights
+from keras_transfer.models import classifier as model_lib
+from keras_transfer.run import execute as run_lib
 
 
 def _write_keras_notop_file(path, base):

@@ -1,0 +1,1 @@
+"""Data: dataset sources, folders and their checks, splits, the `tf.data` pipeline."""

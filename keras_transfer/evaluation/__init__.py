@@ -1,0 +1,2 @@
+"""Evaluation: test metrics, plots, `report.md`, comparison of runs and the
+transferability estimators."""

@@ -1,0 +1,275 @@
+"""`report.md`: the run's metrics.json written for a person, answering three
+questions in order: is it good, where does it fail, did transfer help."""
+
+from keras_transfer.evaluation import advice
+
+REPORT_FILE = "report.md"
+WELL_CALIBRATED_ECE = 0.05  # Below this, confidence and accuracy agree.
+MATRIX_TABLE_MAX_CLASSES = 15  # Above this a markdown table is unreadable.
+
+
+def _f(value, digits=3):
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _change(before, after):
+    if before is None or after is None:
+        return "n/a"
+    return f"{after - before:+.3f}"
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _chance(test):
+    """Accuracy of always answering the largest test class."""
+    supports = [entry["support"] for entry in test["per_class"].values()]
+    return max(supports) / max(sum(supports), 1)
+
+
+def _calibration(test):
+    ece, confidence, accuracy = test["ece"], test["mean_confidence"], test["accuracy"]
+    if ece < WELL_CALIBRATED_ECE:
+        return (f"Calibration: expected calibration error {ece:.3f} ({test['ece_bins']} bins): "
+                "its confidence can be read as a probability of being right.")
+    side = "overconfident" if confidence > accuracy else "underconfident"
+    return (f"Calibration: expected calibration error {ece:.3f} ({test['ece_bins']} bins): "
+            f"{side} (mean confidence {confidence:.3f} against accuracy {accuracy:.3f}); "
+            "do not read its scores as probabilities without recalibrating.")
+
+
+def _is_it_good(metrics):
+    test = metrics["test"]
+    k = test["top_k_k"]
+    lines = ["## Is it good?", "",
+             f"Test accuracy **{test['accuracy']:.3f}** (macro F1 {test['f1']:.3f}) on "
+             f"{test['examples']} test images of {len(test['class_names'])} classes; "
+             f"always answering the largest class would score {_chance(test):.3f}.", ""]
+    if test.get("non_finite_outputs"):
+        lines += [f"**The model outputs NaN for {test['non_finite_outputs']} of the "
+                  f"{test['examples']} test images: its training diverged.** They are "
+                  "scored as uniform guesses below.", ""]
+    rows = [("accuracy", _f(test["accuracy"]))]
+    if k:
+        rows.append((f"top-{k} accuracy", _f(test["top_k"])))
+    rows += [("precision / recall / F1, macro",
+              f"{_f(test['precision'])} / {_f(test['recall'])} / {_f(test['f1'])}"),
+             ("precision / recall / F1, weighted by support",
+              f"{_f(test['precision_weighted'])} / {_f(test['recall_weighted'])} / "
+              f"{_f(test['f1_weighted'])}"),
+             ("ROC AUC, one-vs-rest macro", _f(test["auc"])),
+             ("PR AUC (average precision), macro", _f(test["pr_auc"])),
+             ("cross-entropy loss", _f(test["loss"])),
+             (f"expected calibration error ({test['ece_bins']} bins)", _f(test["ece"]))]
+    return lines + _table(("test metric", "value"), rows) + ["", _calibration(test), ""]
+
+
+def _per_class(test):
+    rows = [(name, e["support"], _f(e["precision"]), _f(e["recall"]), _f(e["f1"]),
+             _f(e["roc_auc"]), _f(e["pr_auc"])) for name, e in test["per_class"].items()]
+    return _table(("class", "test images", "precision", "recall", "F1", "ROC AUC",
+                   "PR AUC"), rows)
+
+
+def _matrices(test):
+    names = test["class_names"]
+    if len(names) > MATRIX_TABLE_MAX_CLASSES:
+        return ["The confusion matrix is in `confusion_matrix.png` and metrics.json."]
+    header = ["true \\ predicted", *names]
+    counts = _table(header, [(n, *row) for n, row in zip(names, test["confusion_matrix"])])
+    shares = _table(header, [(n, *(f"{v:.0%}" for v in row))
+                             for n, row in zip(names, test["confusion_matrix_normalized"])])
+    return ["Confusion matrix, counts (rows: true class, columns: predicted):", "",
+            *counts, "", "The same, as a share of each true class:", "", *shares]
+
+
+def _where_it_fails(metrics):
+    test = metrics["test"]
+    weakest = min(test["per_class"].items(), key=lambda item: (item[1]["f1"], item[0]))
+    name, entry = weakest
+    missed = entry["support"] - round(entry["recall"] * entry["support"])
+    lines = ["## Where does it fail?", "",
+             f"Weakest class: **{name}** (F1 {entry['f1']:.3f}; {missed} of its "
+             f"{entry['support']} test images missed, precision {entry['precision']:.3f}).",
+             ""]
+    if test["most_confused"]:
+        lines.append("Most confused pairs:")
+        lines += [f"- true **{p['true']}** predicted as **{p['predicted']}**: {p['count']} "
+                  f"time(s), {p['share_of_true']:.0%} of the {p['true']} images"
+                  for p in test["most_confused"]]
+    else:
+        lines.append("No test image is misclassified.")
+    lines += ["", *_per_class(test), "", *_matrices(test), ""]
+    pictures = metrics.get("plots", {})
+    described = {"misclassified": "the most confidently wrong test images",
+                 "confusion_matrix": "the confusion matrix",
+                 "roc": "ROC curves per class", "learning_curves": "learning curves"}
+    lines += [f"- `{pictures[key]}`: {text}" for key, text in described.items()
+              if key in pictures]
+    return lines + [""]
+
+
+def _phase_rows(metrics):
+    rows, flags = [], []
+    for name, phase in metrics["phases"].items():
+        before, after = phase.get("test_before"), phase.get("test")
+        if not after:
+            continue
+        acc_before = before["accuracy"] if before else None
+        worse = acc_before is not None and after["accuracy"] < acc_before
+        if after.get("non_finite_outputs"):
+            flags.append(f"**{name} diverged**: NaN outputs for "
+                         f"{after['non_finite_outputs']} test images.")
+        if worse:
+            flags.append(f"**{name} made the test accuracy worse** "
+                         f"({acc_before:.3f} → {after['accuracy']:.3f}).")
+        rows.append((name, f"{phase['epochs_run']} (best: epoch {phase['best_epoch']})",
+                     f"{_f(acc_before)} → {_f(after['accuracy'])}",
+                     _change(acc_before, after["accuracy"]),
+                     f"{_f(before['f1'] if before else None)} → {_f(after['f1'])}",
+                     "⚠ worse" if worse else "ok"))
+    return rows, flags
+
+
+def _phases(metrics):
+    rows, flags = _phase_rows(metrics)
+    lines = ["## Did each phase help?", ""]
+    if rows:
+        lines += _table(("phase", "epochs (best)", "test accuracy before → after", "change",
+                         "macro F1 before → after", ""), rows)
+        lines += ["", "Before feature extraction the head is untrained (chance level)."]
+    for flag in flags:
+        lines += ["", flag]
+    safety = metrics.get("safety_net")
+    if safety:
+        verdict = ("worse" if safety["fine_tune_worse"] else "not worse")
+        lines += ["", f"Safety net: on validation ({safety['monitor']}), fine-tuning ended "
+                  f"{verdict} than feature extraction ({_f(safety['fine_tune'], 4)} vs "
+                  f"{_f(safety['feature_extraction'], 4)}). Exported: "
+                  f"**{safety['exported_phase']}**"
+                  + (" (the fine-tuned weights were discarded)."
+                     if safety["restored_feature_extraction"] else ".")]
+        if (safety["monitor"] == "val_loss" and not safety["fine_tune_worse"]
+                and any(flag.startswith("**fine_tune made") for flag in flags)):
+            lines += ["", "By validation loss fine-tuning was not worse, yet its test "
+                      "accuracy fell: loss and accuracy disagree here. "
+                      "`--monitor=val_accuracy` (or `val_f1`) keeps epochs and phases "
+                      "by accuracy instead."]
+    return lines + [""]
+
+
+def _spread(entry):
+    if entry["n"] == 1:
+        return f"{entry['mean']:.3f}"
+    return (f"{entry['mean']:.3f} ± {entry['std']:.3f} "
+            f"({entry['min']:.3f}–{entry['max']:.3f})")
+
+
+def _transfer(metrics):
+    lines = ["## Did transfer help?", ""]
+    comparison = metrics.get("comparison")
+    if not comparison:
+        return lines + ["Not measured: this run has no from-scratch baseline. Rerun with "
+                        "`--baseline --repeats=3` to train the same network from random "
+                        "initialisation on the same data and budget, three seeds each.", ""]
+    aggregate = metrics["repeats"]["aggregate"]
+    seeds = metrics["repeats"]["seeds"]
+    labels = {"feature_extraction": "feature extraction (after phase 1)",
+              "fine_tune": "fine-tuning (after phase 2)",
+              "exported": "exported model", "scratch": "from scratch (same budget)"}
+    rows = []
+    for arm, label in labels.items():
+        if arm not in aggregate:
+            continue
+        gain = comparison.get(arm)
+        rows.append((label, _spread(aggregate[arm]["accuracy"]),
+                     _spread(aggregate[arm]["f1"]),
+                     f"{gain['gain']:+.3f}" if gain else "",
+                     gain["verdict"] if gain else ""))
+    lines += [f"Test scores over {len(seeds)} seed(s) ({', '.join(map(str, seeds))}): "
+              "mean ± standard deviation (min–max); gain = transfer minus scratch "
+              "accuracy, paired by seed.", ""]
+    lines += _table(("model", "test accuracy", "macro F1", "gain vs scratch", "verdict"), rows)
+    exported = comparison.get("exported")
+    if exported:
+        lines += ["", f"In short: {_transfer_answer(exported)}."]
+        if exported["gain"] < 0:
+            lines += advice.ranking_advice(metrics["config"])
+    return lines + [""]
+
+
+def _transfer_answer(exported):
+    """One sentence on the exported model against scratch, sign and noise."""
+    gain = f"{exported['gain']:+.3f} test accuracy against scratch"
+    if exported["verdict"] == "transfer is better":
+        return f"transfer helped ({gain}, beyond seed noise)"
+    if exported["verdict"] == "scratch is better":
+        return f"transfer did not help: training from scratch was better ({gain})"
+    if exported["standard_error"] is None:
+        scores = (f"transfer {exported['transfer']:.3f}, scratch "
+                  f"{exported['scratch']:.3f}: {exported['gain']:+.3f}")
+        if exported["gain"] == 0:
+            return f"transfer and scratch scored the same on one seed ({scores})"
+        better = "transfer" if exported["gain"] > 0 else "scratch"
+        return (f"{better} scored higher on one seed ({scores}); rerun with "
+                "--repeats=3 to tell that from seed noise")
+    return f"no clear difference ({gain}, within seed noise)"
+
+
+def _at_a_glance(metrics):
+    """The three answers first; the sections below give the evidence."""
+    test = metrics["test"]
+    chance = _chance(test)
+    if test["accuracy"] <= chance + 0.05:
+        good = f"no: test accuracy {test['accuracy']:.3f} is about chance ({chance:.3f})"
+    else:
+        good = (f"test accuracy {test['accuracy']:.3f}, macro F1 {test['f1']:.3f} "
+                f"(chance {chance:.3f})")
+    if test["most_confused"]:
+        pair = test["most_confused"][0]
+        fails = (f"most often {pair['true']} taken for {pair['predicted']} "
+                 f"({pair['count']} times, {pair['share_of_true']:.0%} of the "
+                 f"{pair['true']} test images)")
+    else:
+        fails = "no test image is misclassified"
+    comparison = metrics.get("comparison") or {}
+    helped = (_transfer_answer(comparison["exported"]) if "exported" in comparison
+              else "not measured (no --baseline)")
+    safety = metrics.get("safety_net") or {}
+    lines = ["## At a glance", "", f"- **Is it good?** {good}.",
+             f"- **Where does it fail?** {fails}.", f"- **Did transfer help?** {helped}."]
+    if safety.get("restored_feature_extraction"):
+        lines.append("- **Fine-tuning made it worse on validation**: the exported model "
+                     "is the feature-extraction one (safety net).")
+    return lines + [""]
+
+
+def _run(metrics):
+    config, weights = metrics["config"], metrics["weights"]
+    timings = metrics.get("timings", {})
+    return ["## The run", "",
+            f"- backbone `{config['model']}`, phase `{config['phase']}`, image size "
+            f"{config['image_size']}, best epochs kept by `{config['monitor']}`",
+            f"- weights: `{weights['requested']}` → {weights['kind']} ({weights['detail']})",
+            f"- data: {metrics['dataset']['name']}, split sizes "
+            f"{metrics['dataset']['split_sizes']}",
+            f"- seeds: {metrics['repeats']['seeds']}",
+            "- seconds: " + ", ".join(f"{k} {v}" for k, v in timings.items()), ""]
+
+
+def render(metrics):
+    """The markdown text of the report."""
+    config = metrics["config"]
+    title = f"# {config['model']} on {metrics['dataset']['name']}: test report"
+    parts = [[title, ""], _at_a_glance(metrics), _is_it_good(metrics), _where_it_fails(metrics),
+             _phases(metrics), _transfer(metrics), _run(metrics)]
+    return "\n".join(line for part in parts for line in part)
+
+
+def write_report(path, metrics):
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(render(metrics))
+

@@ -1,0 +1,1 @@
+"""Models: the backbone registry, the transfer classifier, `--weights` resolution."""

@@ -1,0 +1,207 @@
+"""Where the base's knowledge comes from: `--weights` resolved to one source.
+
+`imagenet` uses Keras' own cache (`$KERAS_HOME/models`); with no cached file
+and no network it fails within seconds, before anything is written. `source`
+pretrains the base on a source task and caches the result by its settings.
+`auto` takes ImageNet when it can be had, else the embedded source task.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import socket
+from typing import Optional
+
+import keras_transfer
+from keras_transfer.data import sources as datasets
+from keras_transfer import config as config_lib
+from keras_transfer.config import ConfigError
+
+# Keras downloads application weights from this host.
+WEIGHTS_HOST = ("storage.googleapis.com", 443)
+OFFLINE_ENV = datasets.OFFLINE_ENV
+
+
+class WeightsError(ConfigError):
+    """The requested weights cannot be had; the message says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedWeights:
+    """What `--weights` resolved to.
+
+    kind: "imagenet", "source", "file" or "none".
+    load: what `model.build_classifier` loads: "imagenet" (Keras downloads),
+      a file path, or None. For "source" it is the cached base file, which
+      may not exist yet (then the source task is pretrained first).
+    detail: one human-readable line, printed and recorded.
+    """
+
+    requested: str
+    kind: str
+    load: Optional[str]
+    detail: str
+    source_task: Optional[dict] = None
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def keras_home():
+    return os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+
+
+def imagenet_cache_path(spec):
+    return os.path.join(keras_home(), "models", spec.imagenet_notop_file)
+
+
+def network_reachable(timeout=3.0):
+    """True when Keras' weights host answers within `timeout` seconds."""
+    if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
+        return False
+    try:
+        with socket.create_connection(WEIGHTS_HOST, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def source_task(config):
+    """The source task's (dataset, classes), or None when there is none."""
+    if config.source_dataset is None and config.source_classes is None:
+        if config.dataset not in datasets.EMBEDDED_SOURCE_CLASSES:
+            return None
+    return {
+        "dataset": config.resolved_source_dataset,
+        "classes": list(config.source_classes) if config.source_classes else None,
+    }
+
+
+def source_cache_file(config, image_size):
+    """The cache file for a source-pretrained base, keyed by its settings."""
+    key = {
+        "model": config.model,
+        "image_size": image_size,
+        "source": source_task(config),
+        "source_examples_per_class": config.source_examples_per_class,
+        "pretrain_epochs": config.pretrain_epochs,
+        "pretrain_learning_rate": config.scratch_learning_rate,
+        "batch_size": config.batch_size,
+        "min_steps_per_epoch": config.min_steps_per_epoch,
+        "augment": list(config.augment),
+        # The rest of what shapes the pretrained weights: the head's
+        # regularisation, the loss, and which epoch is kept.
+        "dropout": config.dropout,
+        "l2": config.l2,
+        "label_smoothing": config.label_smoothing,
+        "monitor": config.monitor,
+        "early_stopping_patience": config.early_stopping_patience,
+        "seed": config.seed,
+        "version": keras_transfer.__version__,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    folder = os.path.join(config_lib.cache_root(config), "source", f"{config.model}-{digest[:16]}")
+    return os.path.join(folder, "base.weights.h5")
+
+
+def _imagenet(config, spec):
+    cached = imagenet_cache_path(spec)
+    if os.path.isfile(cached):
+        return ResolvedWeights(
+            config.weights, "imagenet", cached, f"ImageNet weights from Keras' cache {cached}"
+        )
+    if network_reachable():
+        return ResolvedWeights(
+            config.weights, "imagenet", "imagenet",
+            f"ImageNet weights downloaded by Keras into {os.path.dirname(cached)}",
+        )
+    return None
+
+
+def _shared_classes(config, task):
+    """Target classes the source task would also train on (same dataset):
+    its pretraining would see the target's test images."""
+    if task["dataset"] != config.dataset:
+        return []
+
+    def named(classes, table):
+        chosen = classes or table.get(config.dataset)
+        return None if chosen is None else {str(name) for name in chosen}  # None: all.
+
+    source = named(task["classes"], datasets.EMBEDDED_SOURCE_CLASSES)
+    target = named(config.classes, datasets.EMBEDDED_TARGET_CLASSES)
+    if source is None or target is None:
+        return sorted(target or source or {"all"})
+    return sorted(source & target)
+
+
+def _source(config, image_size):
+    task = source_task(config)
+    if task is None:
+        return None
+    shared = _shared_classes(config, task)
+    if shared:
+        raise WeightsError(
+            f"the source task would pretrain on target classes of the same dataset "
+            f"({', '.join(shared)} of {config.dataset}), test images included, and the test "
+            "accuracy would not be honest: pass --source_classes apart from --classes, or "
+            "another --source_dataset")
+    path = source_cache_file(config, image_size)
+    cached = os.path.isfile(path)
+    classes = ",".join(task["classes"]) if task["classes"] else "default classes"
+    detail = (
+        f"base pretrained on source task {task['dataset']} ({classes}); "
+        + (f"reusing cached {path}" if cached else f"will cache at {path}")
+    )
+    return ResolvedWeights(config.weights, "source", path, detail, task)
+
+
+def _check_file(spec, path):
+    """Loads `path` into a fresh base once, at the backbone's smallest size
+    (the weights do not depend on it), so that a file which is not this
+    backbone's base weights stops the run before anything is written."""
+    try:
+        spec.build(spec.min_size).load_weights(path)
+    except Exception as error:  # h5py, Keras and the OS each raise their own.
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise WeightsError(
+            f"weights={path} cannot be loaded into {spec.name}'s base (pass a weights file "
+            f"of {spec.name} without its top, e.g. Keras' *_notop.h5, or what "
+            f"--phase=pretrain saved): {reason}") from None
+
+
+def resolve(config, image_size):
+    """Resolves `config.weights`; raises WeightsError before any writing."""
+    spec = config.backbone
+    if config.weights == "none" or config.phase == "pretrain":
+        return ResolvedWeights(config.weights, "none", None, "random initialisation")
+    if config.weights not in ("auto", "imagenet", "source"):
+        path = os.path.abspath(config.weights)
+        _check_file(spec, path)
+        return ResolvedWeights(config.weights, "file", path, f"base weights from {path}")
+    if config.weights in ("auto", "imagenet"):
+        resolved = _imagenet(config, spec)
+        if resolved is not None:
+            return resolved
+        if config.weights == "imagenet":
+            raise WeightsError(
+                f"weights=imagenet: no cached ImageNet weights for {spec.name} at "
+                f"{imagenet_cache_path(spec)} and {WEIGHTS_HOST[0]} is unreachable. "
+                "Copy the file there from a machine with network (or set "
+                "KERAS_HOME), or pass --weights=PATH to a pre-staged weights file"
+            )
+    resolved = _source(config, image_size)
+    if resolved is not None:
+        return resolved
+    if config.weights == "source":
+        raise WeightsError(
+            f"weights=source needs a source task: dataset={config.dataset} has no "
+            "embedded one; pass --source_dataset (and --source_classes)"
+        )
+    raise WeightsError(
+        f"weights=auto: no ImageNet weights for {spec.name} (not cached at "
+        f"{imagenet_cache_path(spec)}, {WEIGHTS_HOST[0]} unreachable) and "
+        f"dataset={config.dataset} has no embedded source task; pass "
+        "--weights=PATH, --source_dataset, or --weights=none"
+    )

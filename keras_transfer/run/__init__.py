@@ -1,0 +1,2 @@
+"""One run end to end (data -> weights -> phases -> evaluation -> export),
+repeats over seeds, ranking of candidate bases, and the Python API."""

@@ -1,0 +1,199 @@
+"""One run end to end: data -> weights -> phases -> evaluation -> export.
+
+`prepare.py` checks every setting and creates the output folder; this module
+trains (`training/`), evaluates, exports (`serving/`) and writes the results
+(`record.py`).
+"""
+
+import dataclasses
+import os
+import shutil
+import time
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from keras_transfer import outputs
+from keras_transfer.data import pipeline, splits
+from keras_transfer.data import summary as data_summary
+from keras_transfer.evaluation import metrics as evaluate
+from keras_transfer.evaluation import plots
+from keras_transfer.evaluation import report as report_lib
+from keras_transfer.log import logger
+from keras_transfer.run import record, repeats
+from keras_transfer.run.prepare import prepare
+from keras_transfer.serving import export, model_card
+from keras_transfer.training import distribute, scratch, source, transfer
+from keras_transfer.training.context import RunContext
+
+
+def _summary(prepared, ctx):
+    config, data = prepared.config, prepared.data
+    logger.info(f"model {config.model}, phase {config.phase}, image size {ctx.image_size}")
+    logger.info(f"dataset {data.name}: classes {', '.join(data.class_names)}; "
+                f"split sizes {data.split_sizes()}")
+    for line in data_summary.console_lines(data, config.class_weight):
+        logger.info(line)
+    logger.info(f"weights {config.weights} -> {prepared.resolved.kind}: "
+                f"{prepared.resolved.detail}")
+    if config.phase in ("fine_tune", "both"):
+        logger.info(f"fine-tuning unfreezes {ctx.unfreeze!r} (--unfreeze={config.unfreeze})")
+    if config.phase != "pretrain":
+        logger.info(f"the base ends at {config.base_layer!r}")
+    logger.info(f"strategy {config.strategy}: {ctx.strategy.num_replicas_in_sync} "
+                f"replica(s), global batch {ctx.global_batch}")
+    logger.info(f"output folder {prepared.output_dir}")
+
+
+def _context(prepared, strategy):
+    config, data = prepared.config, prepared.data
+    global_batch = config.batch_size * strategy.num_replicas_in_sync
+    return RunContext(
+        strategy=strategy, image_size=prepared.image_size, global_batch=global_batch,
+        output_dir=prepared.output_dir, backup_root=config.output_dir or prepared.output_dir,
+        writes=prepared.state != "worker", unfreeze=prepared.unfreeze,
+        class_weight=(splits.class_weights(data.train.labels, data.num_classes)
+                      if config.class_weight == "balanced" else None),
+        test_data=pipeline.test_dataset(data, prepared.image_size, global_batch))
+
+
+def _pretrain_phase(config, data, ctx):
+    """`--phase=pretrain`: the whole network from scratch; saves the base.
+    Returns a `transfer.SeedOutcome`."""
+    classifier, result = scratch.train_from_scratch(
+        "pretrain", data, config=config, strategy=ctx.strategy,
+        image_size=ctx.image_size, global_batch=ctx.global_batch,
+        epochs=config.pretrain_epochs, learning_rate=config.scratch_learning_rate,
+        output_dir=ctx.output_dir, class_weight=ctx.class_weight,
+        backup_root=ctx.backup_root, writes=ctx.writes)
+    path = os.path.join(ctx.output_dir, scratch.BASE_WEIGHTS_FILE)
+    scratch.save_base_weights(classifier, path)
+    logger.info(f"base weights saved to {path} (use them with --weights=PATH)")
+    logger.info("evaluating on the test split")
+    final = transfer.evaluate_on_test(classifier, ctx, data, config)
+    result = dataclasses.replace(result, test=evaluate.summary(final.report))
+    return transfer.SeedOutcome(seed=config.seed, classifier=classifier, phases=(result,),
+                                final=final)
+
+
+def _set_precision_policy(config):
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy(
+            "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16")
+
+
+@dataclasses.dataclass(frozen=True)
+class Finished:
+    """A finished run: what metrics.json holds, and the model as exported."""
+
+    metrics: dict
+    classifier: Any
+
+
+def run(config):
+    """Runs `config` end to end; returns the metrics dict written to metrics.json."""
+    return run_to_model(config).metrics
+
+
+def run_to_model(config):
+    """Runs `config` end to end; returns it `Finished`."""
+    started = time.time()
+    if config.strategy == "mirrored":
+        distribute.configure_cpu_replicas(config.cpu_replicas)
+    # Before any other TensorFlow op: a multi-worker strategy sets up the
+    # cluster's collectives when it is created.
+    strategy = distribute.make_strategy(config.strategy, config.cpu_replicas)
+    writes = distribute.is_chief(strategy)
+    prepared = prepare(config, strategy, writes)
+    try:
+        return _run(prepared, strategy, started)
+    except distribute.CLUSTER_ERRORS as error:
+        if config.strategy != "multi_worker":
+            raise
+        raise distribute.StrategyError(distribute.cluster_failure_message(error)) from None
+    finally:
+        if not writes:
+            shutil.rmtree(prepared.output_dir, ignore_errors=True)
+
+
+def _train(prepared, ctx):
+    """The first seed's outcome and every seed's test scores."""
+    config, data = prepared.config, prepared.data
+    if config.phase == "pretrain":
+        outcome = _pretrain_phase(config, data, ctx)
+        return outcome, [repeats.scores_of(outcome)]
+    return repeats.run(config, ctx, lambda seed_config, seed_ctx: transfer.train_seed(
+        seed_config, data, prepared.resolved, seed_ctx, prepared.previous))
+
+
+def _run(prepared, strategy, started):
+    config, data = prepared.config, prepared.data
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        # Same seed, same ops, same order: bit-identical weights run to run.
+        tf.config.experimental.enable_op_determinism()
+    previous_policy = keras.mixed_precision.global_policy()
+    _set_precision_policy(config)
+    try:
+        ctx = _context(prepared, strategy)
+        _summary(prepared, ctx)
+        source_result = source.pretrain_source_if_needed(
+            config, prepared.resolved, strategy=strategy, image_size=ctx.image_size,
+            global_batch=ctx.global_batch, writes=ctx.writes,
+            scratch_dir=os.path.join(ctx.output_dir, "source_pretrain"))
+        outcome, rows = _train(prepared, ctx)
+        report = outcome.final.report
+        logger.info(f"test accuracy {report['accuracy']:.4f}, macro F1 {report['f1']:.4f} "
+                    f"on {report['examples']} test images")
+        if report.get("non_finite_outputs"):
+            # report.md says so too; a console that ends in a plain accuracy hides it.
+            logger.warning(
+                f"warning: the model outputs NaN for {report['non_finite_outputs']} of "
+                f"{report['examples']} test images: its training diverged (try a lower "
+                "--learning_rate or --fine_tune_learning_rate); its export answers NaN")
+        metrics = record.metrics_of(prepared, ctx, outcome, rows, source_result)
+        finished = Finished(metrics=metrics, classifier=outcome.classifier)
+        outputs.write_history_csv(os.path.join(ctx.output_dir, "history.csv"),
+                                  outcome.phases)
+        metrics["plots"] = plots.write_run_plots(
+            ctx.output_dir, outcome.phases, report, outcome.final.labels,
+            outcome.final.probabilities, evaluate.test_images(data, ctx.image_size),
+            f"{config.model} on {data.name}")
+        if not ctx.writes:
+            return finished  # A worker: the chief exports and writes the results.
+        metrics["export"] = _export(prepared, outcome.classifier, metrics)
+        metrics["timings"]["total"] = round(time.time() - started, 2)
+        _write_results(ctx.output_dir, metrics)
+        return finished
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _export(prepared, classifier, metrics):
+    """Exports the classifier (unless `--noexport`); its metrics.json entry."""
+    config, output_dir = prepared.config, prepared.output_dir
+    if not config.export:
+        logger.info("no SavedModel (--noexport); python -m keras_transfer.export "
+                    f"--run_dir={output_dir} writes one from the best checkpoint")
+        return None
+    export_start = time.time()
+    path = export.export_model(classifier, os.path.join(output_dir, "export"),
+                               prepared.data.class_names, image_size=prepared.image_size,
+                               channels=prepared.data.channels,
+                               card=model_card.from_metrics(metrics),
+                               tflite=config.export_tflite,
+                               max_megapixels=config.max_megapixels)
+    metrics["timings"]["export"] = round(time.time() - export_start, 2)
+    logger.info(f"SavedModel exported to {path}")
+    return {"path": path, "version": int(os.path.basename(path))}
+
+
+def _write_results(output_dir, metrics):
+    outputs.write_json(os.path.join(output_dir, outputs.METRICS_FILE), metrics)
+    logger.info(f"metrics written to {os.path.join(output_dir, outputs.METRICS_FILE)}")
+    report_lib.write_report(os.path.join(output_dir, report_lib.REPORT_FILE), metrics)
+    logger.info(f"report written to {os.path.join(output_dir, report_lib.REPORT_FILE)}")
+    # The run is complete: its per-epoch backups (weights and optimizer
+    # slots of every phase) are of no further use.
+    outputs.remove_backups(output_dir)

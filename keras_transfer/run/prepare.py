@@ -1,0 +1,150 @@
+"""Before the first epoch: the data loaded, every setting checked, the
+output folder created last.
+
+Everything that can be wrong with the settings (flags, data, weights, output
+folder) is found here, before anything is written.
+"""
+
+import dataclasses
+import os
+import shutil
+from typing import Any, Optional
+
+from keras_transfer import config as config_lib
+from keras_transfer import outputs
+from keras_transfer.data import summary as data_summary
+from keras_transfer.data import tasks
+from keras_transfer.log import logger
+from keras_transfer.models import backbones, weights
+from keras_transfer.models import classifier as model_lib
+from keras_transfer.training import distribute
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedRun:
+    """A run whose settings are all checked and whose folder exists.
+
+    Attributes:
+      config: the `RunConfig` with its `auto` cut and rate made concrete and a
+        folder dataset named by its resolved path.
+      data: the target task (`LabelledData`).
+      image_size: the resolved input size.
+      resolved: `--weights` resolved (`weights.ResolvedWeights`).
+      unfreeze: `--unfreeze` resolved for those weights.
+      output_dir: where this process writes.
+      run_config: what `run_config.json` records (the config and the above).
+      previous: with `--phase=fine_tune`, the metrics of the run it continues.
+      state: "new", "resume" (an interrupted run continues), "continue"
+        (`--phase=fine_tune` in a finished run's folder) or "worker" (a
+        multi-worker worker's scratch folder).
+    """
+
+    config: config_lib.RunConfig
+    data: Any
+    image_size: int
+    resolved: Any
+    unfreeze: str
+    output_dir: str
+    run_config: dict
+    previous: Optional[dict]
+    state: str
+
+
+def resolve_image_size(config, data):
+    """`--image_size`, or the data's own resolution within the backbone's range."""
+    spec = config.backbone
+    if config.image_size:
+        return config.image_size
+    if data.native_size is None:
+        return spec.default_size
+    return max(spec.min_size, min(data.native_size, spec.default_size))
+
+
+def _check_settings(config, image_size, unfreeze):
+    """Checks that need TensorFlow or the data; raises before any writing."""
+    if config.phase in ("fine_tune", "both") or config.base_layer != "top":
+        base = model_lib.cut_base(config.backbone, config.backbone.build(image_size),
+                                  config.base_layer)
+    if config.phase in ("fine_tune", "both"):
+        model_lib.check_unfreeze(config.backbone, unfreeze, base)
+
+
+def _phase_one_result(config):
+    """The metrics of the run whose feature-extraction result
+    `--phase=fine_tune` continues (None for other phases)."""
+    if config.phase != "fine_tune":
+        return None
+    state = outputs.check_output_dir(config.output_dir or "", "fine_tune")
+    if state == "resume":
+        interrupted = outputs.read_json(os.path.join(config.output_dir, outputs.CONFIG_FILE))
+        raise outputs.OutputDirError(
+            f"output_dir holds an interrupted run (phase={interrupted.get('phase')}); run "
+            "its own command again to resume it, fine-tuning included. "
+            f"Received: output_dir={config.output_dir!r}")
+    if state != "continue":
+        raise outputs.OutputDirError(
+            "phase=fine_tune starts from a feature-extraction result: pass the "
+            "--output_dir of a run that has one, or use --phase=both. "
+            f"Received: output_dir={config.output_dir!r}"
+        )
+    return outputs.read_json(os.path.join(config.output_dir, outputs.METRICS_FILE))
+
+
+def _base_layer(config, resolved, previous):
+    """`config.base_layer` resolved. `--phase=fine_tune` continues the model
+    of an earlier phase-1 run (`previous`), so `auto` is that run's cut, which
+    the phase-1 rule may have put elsewhere than the fine-tuning one."""
+    if previous is not None and config.base_layer == "auto":
+        return previous["config"]["base_layer"]
+    return backbones.resolve_base_layer(config.backbone, config.base_layer, resolved.kind,
+                                        config.phase)
+
+
+def _dataset_identity(dataset):
+    """A folder dataset by its resolved path: `clean`, `clean/` and its absolute
+    path are one folder to a resumed run, a folder of that name elsewhere is not."""
+    return os.path.realpath(dataset) if config_lib.is_folder_spec(dataset) else dataset
+
+
+def prepare(config, strategy, writes):
+    """Loads the data and checks every setting; creates the output folder last.
+    Returns a `PreparedRun`.
+
+    On a multi-worker worker that is not the chief (`writes` False) the
+    outputs go to a scratch folder that the run removes; the chief's folder
+    (`config.output_dir`) is where every worker reads backups from.
+    """
+    data = tasks.load_for(config, "target", config.classes, config.dataset,
+                          config.examples_per_class)
+    image_size = resolve_image_size(config, data)
+    resolved = weights.resolve(config, image_size)
+    unfreeze = backbones.resolve_unfreeze(config.unfreeze, resolved.kind)
+    previous = _phase_one_result(config)
+    # From here on the cut and the rate are concrete: the feature cache, the
+    # baseline, the report and re-export all read them from the config.
+    config = dataclasses.replace(
+        config, base_layer=_base_layer(config, resolved, previous),
+        fine_tune_learning_rate=config.fine_tune_rate_for(resolved.kind),
+        dataset=_dataset_identity(config.dataset))
+    _check_settings(config, image_size, unfreeze)
+    if writes:
+        output_dir, state = outputs.create_output_dir(config)
+    else:
+        output_dir, state = distribute.worker_scratch_dir(strategy, config.output_dir), "worker"
+        shutil.rmtree(output_dir, ignore_errors=True)
+        os.makedirs(output_dir)
+    run_config = {**config.to_dict(), "image_size": image_size, "output_dir": output_dir,
+                  "unfreeze_resolved": unfreeze}
+    if previous is not None:
+        outputs.check_compatible(previous["config"], run_config, config.output_dir)
+    if state == "resume":
+        interrupted = outputs.read_json(os.path.join(output_dir, outputs.CONFIG_FILE))
+        outputs.check_compatible(interrupted, run_config, output_dir,
+                                 outputs.resume_keys(interrupted, run_config))
+        logger.info(f"resuming the interrupted run in {output_dir}: finished phases are "
+                    "kept, the interrupted one continues from its last completed epoch")
+    outputs.write_json(os.path.join(output_dir, outputs.CONFIG_FILE), run_config)
+    data_summary.write_report(output_dir, data)
+    return PreparedRun(config=config, data=data, image_size=image_size, resolved=resolved,
+                       unfreeze=unfreeze, output_dir=output_dir, run_config=run_config,
+                       previous=previous, state=state)

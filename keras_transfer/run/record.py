@@ -1,0 +1,65 @@
+"""What a finished run records in `metrics.json` (the schema: `keras_transfer/schema.py`)."""
+
+import platform
+
+import keras
+import tensorflow as tf
+
+import keras_transfer
+from keras_transfer.data import summary as data_summary
+from keras_transfer.log import logger
+from keras_transfer.models import classifier as model_lib
+from keras_transfer.run import repeats
+
+
+def versions():
+    return {"keras_transfer": keras_transfer.__version__, "tensorflow": tf.__version__,
+            "keras": keras.__version__, "python": platform.python_version()}
+
+
+def _timings(outcome, source_result):
+    timings = {"source_pretrain": source_result.seconds} if source_result else {}
+    timings.update({phase.name: phase.seconds for phase in outcome.phases})
+    timings["evaluate"] = outcome.final.report["seconds"]
+    if outcome.baseline:
+        timings["baseline"] = outcome.baseline["phases"]["scratch"]["seconds"]
+    return timings
+
+
+def _resumed(state, outcome, source_result):
+    """Which phases continued a killed run's backup, and from which epoch."""
+    resumed = {phase.name: phase.resumed_from_epoch for phase in outcome.phases
+               if phase.resumed_from_epoch is not None}
+    if source_result and source_result.resumed_from_epoch is not None:
+        resumed["source_pretrain"] = source_result.resumed_from_epoch
+    return {"from_epoch": resumed} if state == "resume" or resumed else None
+
+
+def metrics_of(prepared, ctx, outcome, rows, source_result):
+    """The metrics.json dict of a trained run, before its plots and export.
+
+    Logs the final weights' fingerprint and (with a baseline) transfer
+    against scratch.
+    """
+    fingerprint = model_lib.weights_fingerprint(outcome.classifier)
+    logger.info(f"final weights fingerprint {fingerprint}")
+    config = prepared.config
+    metrics = {
+        "config": prepared.run_config,
+        "weights": prepared.resolved.to_dict(),
+        "dataset": data_summary.metrics_entry(prepared.data),
+        "strategy": {"name": config.strategy,
+                     "replicas": ctx.strategy.num_replicas_in_sync,
+                     "global_batch_size": ctx.global_batch},
+        "source_pretrain": source_result.to_dict() if source_result else None,
+        "phases": {phase.name: phase.to_dict() for phase in outcome.phases},
+        "test": outcome.final.report,
+        "class_names": list(prepared.data.class_names),
+        "weights_fingerprint": fingerprint,
+        "versions": versions(),
+        **repeats.entries(outcome, rows),
+        "resumed": _resumed(prepared.state, outcome, source_result),
+        "export": None,
+        "timings": _timings(outcome, source_result),
+    }
+    return metrics

@@ -1,0 +1,64 @@
+"""The source task behind `--weights=source`: pretrained from scratch once,
+cached by its settings, and reused by every later run with those settings."""
+
+import contextlib
+import os
+import shutil
+
+from keras_transfer import outputs
+from keras_transfer.data import folders as folder_dataset
+from keras_transfer.data import tasks
+from keras_transfer.log import logger
+from keras_transfer.training import scratch
+
+
+def pretrain_source_if_needed(config, resolved, *, strategy, image_size, global_batch,
+                              writes=True, scratch_dir=None):
+    """Pretrains and caches the source-task base unless the cache has it.
+
+    Returns the pretraining's `PhaseResult`, or None when nothing was trained
+    (not a source base, cached already, or cached meanwhile by another run).
+    """
+    if resolved.kind != "source" or os.path.isfile(resolved.load):
+        return None
+    task = resolved.source_task
+    source = tasks.load_for(config, "source",
+                            tuple(task["classes"]) if task["classes"] else None,
+                            task["dataset"], config.source_examples_per_class)
+    for line in folder_dataset.summary_lines(source.report) if source.report else ():
+        logger.info(f"source task: {line}")
+    logger.info(f"pretraining the base on the source task {source.name} "
+                f"({', '.join(source.class_names)}), {config.pretrain_epochs} epoch(s)")
+    return pretrain_source_base(
+        source, resolved.load, config=config, strategy=strategy, image_size=image_size,
+        global_batch=global_batch, writes=writes, scratch_dir=scratch_dir)
+
+
+def pretrain_source_base(source_data, path, *, config, strategy, image_size, global_batch,
+                         writes=True, scratch_dir=None):
+    """Pretrains on the source task and caches the base at `path`; returns the
+    phase result, or None when another run cached it meanwhile.
+
+    The work folder belongs to the cache entry, not to the process: a run
+    killed while pretraining leaves its per-epoch backup there, and the next
+    run with the same settings continues from it. A lock keeps two runs from
+    training the same entry at once (the second waits, then finds the
+    weights). On a multi-worker cluster only the chief locks and writes; the
+    other workers train with it (`writes` False) into their `scratch_dir`.
+    """
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    work = os.path.join(folder, ".work")
+    with (outputs.locked(os.path.join(folder, ".lock")) if writes else contextlib.nullcontext()):
+        if writes and os.path.isfile(path):
+            return None
+        classifier, result = scratch.train_from_scratch(
+            "source_pretrain", source_data, config=config, strategy=strategy,
+            image_size=image_size, global_batch=global_batch,
+            epochs=config.pretrain_epochs, learning_rate=config.scratch_learning_rate,
+            output_dir=work if writes else scratch_dir, backup_root=work, writes=writes,
+        )
+        if writes:
+            scratch.save_base_weights(classifier, path)
+            shutil.rmtree(work, ignore_errors=True)
+    return result

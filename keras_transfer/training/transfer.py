@@ -1,0 +1,160 @@
+"""One seed's training: the transfer phases with a test evaluation after each,
+the safety net, and the from-scratch baseline on the same budget.
+
+The run calls `train_seed` once per seed (`run/repeats.py`); everything a
+seed depends on (initialisation, shuffling, augmentation) comes from
+`config.seed`, while the data and its splits are shared by all seeds.
+"""
+
+import dataclasses
+import os
+import time
+from typing import Any, Optional
+
+from keras_transfer.data import pipeline
+from keras_transfer.evaluation import metrics as evaluate
+from keras_transfer.log import logger
+from keras_transfer.models import classifier as model_lib
+from keras_transfer.training import feature_cache, safety_net, scratch
+from keras_transfer.training import phase as phase_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """The test split through one model: the full report (`evaluate.report`),
+    and the labels and probabilities the plots draw."""
+
+    report: dict
+    labels: Any
+    probabilities: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedOutcome:
+    """What one seed produced; `final` evaluates the model as it ends (after
+    the safety net)."""
+
+    seed: int
+    classifier: Any
+    phases: tuple
+    final: Evaluation
+    safety: Optional[dict] = None
+    baseline: Optional[dict] = None
+
+
+def evaluate_on_test(classifier, ctx, data, config):
+    return Evaluation(*evaluate.evaluate(classifier, ctx.test_data, data.class_names,
+                                         config.verbose))
+
+
+def _fine_tune_start(model, output_dir, previous):
+    """Loads the phase-1 result of an earlier run for `--phase=fine_tune`."""
+    checkpoint = os.path.join(output_dir, "checkpoints", "feature_extraction.weights.h5")
+    model.load_weights(checkpoint)
+    logger.info("fine-tuning from the feature-extraction result in the output folder")
+    fields = {field.name for field in dataclasses.fields(phase_lib.PhaseResult)}
+    phase_one = {key: value for key, value in previous["phases"]["feature_extraction"].items()
+                 if key in fields}
+    return phase_lib.PhaseResult(**{**phase_one, "checkpoint": checkpoint})
+
+
+def _tested(result, evaluation, before, extra_seconds=0.0):
+    """`result` with its test summaries before and after, logged."""
+    after = evaluate.summary(evaluation.report)
+    change = "" if not before else (
+        f" (before: {before['accuracy']:.4f}, {after['accuracy'] - before['accuracy']:+.4f})")
+    logger.info(f"test accuracy after {result.name}: {after['accuracy']:.4f}{change}")
+    return dataclasses.replace(result, test_before=before, test=after,
+                               seconds=round(result.seconds + extra_seconds, 2))
+
+
+def _transfer_phases(config, data, resolved, ctx, previous):
+    """Builds the transfer classifier and runs phases 1 and/or 2, evaluating
+    the test split before and after each so a harmful phase shows."""
+    spec = config.backbone
+    with ctx.strategy.scope():
+        classifier = model_lib.build_classifier(
+            spec, data.num_classes, image_size=ctx.image_size, channels=data.channels,
+            dropout=config.dropout, l2=config.l2, base_weights=resolved.load,
+            base_layer=config.base_layer,
+        )
+    train_data, validation_data = pipeline.training_datasets(
+        data, config, ctx.image_size, ctx.global_batch)
+    common = dict(train_data=train_data, validation_data=validation_data,
+                  strategy=ctx.strategy, config=config, class_names=data.class_names,
+                  output_dir=ctx.output_dir, class_weight=ctx.class_weight,
+                  backup_root=ctx.backup_root, writes=ctx.writes)
+    phases, evaluations = [], {}
+    if config.phase in ("feature_extraction", "both") and config.epochs:
+        # Before phase 1 the head is random: the chance-level starting point.
+        before = evaluate.summary(evaluate_on_test(classifier, ctx, data, config).report)
+        model_lib.set_trainable_for_phase(classifier, spec, "feature_extraction")
+        # The frozen base's output never changes: record it once, train the head.
+        recording = time.time()
+        recorded = feature_cache.phase_one_inputs(classifier, data, config, ctx, resolved)
+        recording = time.time() - recording
+        if recorded:  # The head alone, on the recorded features.
+            inputs = dict(fit_model=recorded.fit_model, train_data=recorded.train_data,
+                          validation_data=recorded.validation_data)
+        else:
+            inputs = {}
+        result = phase_lib.run_phase(
+            classifier, "feature_extraction", epochs=config.epochs,
+            learning_rate=config.learning_rate, **{**common, **inputs})
+        evaluations["feature_extraction"] = evaluate_on_test(classifier, ctx, data, config)
+        phases.append(_tested(result, evaluations["feature_extraction"], before,
+                              extra_seconds=recording))  # Recording included.
+    if config.phase == "fine_tune":
+        phases.append(_fine_tune_start(classifier, ctx.output_dir, previous))
+    if config.phase in ("fine_tune", "both") and config.fine_tune_epochs:
+        model_lib.set_trainable_for_phase(classifier, spec, "fine_tune", ctx.unfreeze)
+        # With --epochs=0 fine-tuning starts straight from the random head.
+        first = phases[-1].first_epoch + phases[-1].epochs_run if phases else 0
+        before = phases[-1].test if phases else evaluate.summary(
+            evaluate_on_test(classifier, ctx, data, config).report)
+        release = (model_lib.anchor_base_weights(classifier, config.l2_sp) if config.l2_sp
+                   else lambda: None)
+        try:
+            result = phase_lib.run_phase(
+                classifier, "fine_tune", epochs=config.fine_tune_epochs,
+                learning_rate=config.fine_tune_learning_rate,
+                schedule=config.fine_tune_schedule, first_epoch=first, **common)
+        finally:
+            release()  # The exported model and later phases carry no penalty.
+        evaluations["fine_tune"] = evaluate_on_test(classifier, ctx, data, config)
+        phases.append(_tested(result, evaluations["fine_tune"], before))
+    return classifier, tuple(phases), evaluations
+
+
+def baseline(config, data, ctx):
+    """The same network (its base cut where the transfer run cuts it) from
+    random initialisation on the same data, epochs (both phases' together)
+    and augmentation."""
+    fine_tunes = config.phase in ("both", "fine_tune")
+    epochs = config.epochs + (config.fine_tune_epochs if fine_tunes else 0)
+    logger.info(f"baseline: the same network from scratch, {epochs} epoch(s), "
+                f"seed {config.seed}")
+    classifier, result = scratch.train_from_scratch(
+        "scratch", data, config=config, strategy=ctx.strategy,
+        image_size=ctx.image_size, global_batch=ctx.global_batch, epochs=epochs,
+        learning_rate=config.scratch_learning_rate,
+        output_dir=os.path.join(ctx.output_dir, "baseline"),
+        class_weight=ctx.class_weight,
+        backup_root=os.path.join(ctx.backup_root, "baseline"), writes=ctx.writes,
+        base_layer=config.base_layer,
+    )
+    report = evaluate_on_test(classifier, ctx, data, config).report
+    result = dataclasses.replace(result, test=evaluate.summary(report))
+    return {"phases": {result.name: result.to_dict()}, "test": report}
+
+
+def train_seed(config, data, resolved, ctx, previous):
+    """Transfer phases, safety net and (with `--baseline`) scratch, for
+    `config.seed`; returns a `SeedOutcome`."""
+    classifier, phases, evaluations = _transfer_phases(config, data, resolved, ctx, previous)
+    decision = safety_net.keep_best_phase(classifier, phases, config)
+    kept = decision["exported_phase"] if decision else phases[-1].name
+    final = evaluations.get(kept) or evaluate_on_test(classifier, ctx, data, config)
+    return SeedOutcome(seed=config.seed, classifier=classifier, phases=phases, final=final,
+                       safety=decision,
+                       baseline=baseline(config, data, ctx) if config.baseline else None)
