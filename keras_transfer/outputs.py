@@ -10,9 +10,7 @@ import os
 import shutil
 
 from keras_transfer.config import ConfigError
-
-CONFIG_FILE = "run_config.json"
-METRICS_FILE = "metrics.json"
+from keras_transfer.schema import CONFIG_FILE, METRICS_FILE
 
 
 class OutputDirError(ConfigError):

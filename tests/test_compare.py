@@ -7,7 +7,7 @@ import pytest
 from absl.testing import flagsaver
 
 from conftest import run_python
-from keras_transfer import outputs
+from keras_transfer import outputs, schema
 from keras_transfer.cli import compare as compare_cli
 from test_report import assert_real_png
 
@@ -22,7 +22,7 @@ def _compare(*folders, output):
 def _run_folder(root, name, model, accuracy, exported_phase="fine_tune"):
     folder = root / name
     folder.mkdir()
-    outputs.write_json(str(folder / outputs.METRICS_FILE), {
+    outputs.write_json(str(folder / schema.METRICS_FILE), {
         "config": {"model": model},
         "weights": {"kind": "source"},
         "phases": {"feature_extraction": {}, "fine_tune": {}},
@@ -67,7 +67,7 @@ def test_bad_inputs_are_one_line(tmp_path, problem, says):
     output = {"not_png": tmp_path / "c.txt",
               "no_folder": tmp_path / "missing" / "c.png"}.get(problem, tmp_path / "c.png")
     if problem == "truncated":
-        path = os.path.join(good, outputs.METRICS_FILE)
+        path = os.path.join(good, schema.METRICS_FILE)
         with open(path) as handle:
             text = handle.read()
         with open(path, "w") as handle:

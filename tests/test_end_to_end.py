@@ -1,6 +1,7 @@
 """Whole runs on the embedded digits: both phases, evaluation, plots, export,
 output safety, fine-tune continuation, pretrain -> --weights=PATH, baseline."""
 
+import dataclasses
 import json
 import os
 
@@ -13,9 +14,9 @@ from conftest import TINY, built_once
 from test_evaluate import _event_tags, _event_values
 from test_report import assert_real_png
 from keras_transfer import config as config_lib
+from keras_transfer import outputs, schema
 from keras_transfer.cli import main as main_lib
 from keras_transfer.run import execute as run_lib
-from keras_transfer import outputs
 
 
 def _config(tmp_path, cache_dir, name="run", **overrides):
@@ -34,6 +35,18 @@ def both_run(tmp_path_factory, cache_dir):
             main_lib.main(["keras_transfer"])
 
     return str(built_once(tmp_path_factory, "both_run", build) / "run")
+
+
+def test_metrics_json_holds_exactly_the_schemas_keys(both_run):
+    """keras_transfer/schema.py is the one place metrics.json's keys are
+    spelled: a key the run writes and the schema lacks would be read by
+    nothing, and one the schema has and the run never writes is a lie."""
+    metrics = outputs.read_json(os.path.join(both_run, schema.METRICS_FILE))
+    assert set(metrics) == {field.name for field in dataclasses.fields(schema.RunRecord)}
+    assert metrics["baseline"] is None and metrics["comparison"] is None  # No --baseline.
+    record = schema.RunRecord.from_dict(metrics)
+    assert record.to_dict() == metrics
+    assert record.exported_phase == metrics["safety_net"]["exported_phase"]
 
 
 def test_both_phases_write_the_documented_outputs(both_run):
@@ -159,7 +172,7 @@ def test_fine_tune_alone_without_a_phase_one_result_is_refused(tmp_path, cache_d
     assert not os.path.exists(tmp_path / "run")
     # An interrupted `both` run is resumed by its own command, which says so.
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / outputs.CONFIG_FILE).write_text('{"phase": "both"}')
+    (tmp_path / "run" / schema.CONFIG_FILE).write_text('{"phase": "both"}')
     with pytest.raises(config_lib.ConfigError, match=r"holds an interrupted run \(phase=both\)"):
         run_lib.run(_config(tmp_path, cache_dir, phase="fine_tune"))
 

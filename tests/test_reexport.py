@@ -15,6 +15,7 @@ from sklearn.datasets import load_digits
 
 from conftest import TINY, run_python
 from keras_transfer import config as config_lib
+from keras_transfer import schema
 from keras_transfer.serving import reexport
 from keras_transfer.run import execute as run_lib
 
@@ -132,7 +133,8 @@ def test_best_checkpoint_prefers_the_last_phase(tmp_path):
         assert reexport.best_checkpoint(str(tmp_path)) == str(
             checkpoints / f"{phase}.weights.h5")
     # The safety net exported phase 1's model: so does the re-export.
-    kept = {"safety_net": {"exported_phase": "feature_extraction"}}
+    kept = schema.RunRecord(config={}, test={},
+                            safety_net={"exported_phase": "feature_extraction"})
     assert reexport.best_checkpoint(str(tmp_path), kept) == str(
         checkpoints / "feature_extraction.weights.h5")
 

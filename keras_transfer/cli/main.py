@@ -129,8 +129,9 @@ def define_flags():
                        "Refuse images whose header declares more pixels than this "
                        "(millions), before decoding them: in training and in the "
                        "export's serving_default.")
-    flags.DEFINE_integer("verbose", None, "Keras progress: 0 silent, 1 bar, 2 a line per "
-                         "epoch (default: 1 on a terminal, else 2).")
+    flags.DEFINE_integer("verbose", None, "Progress: 0 silent (the run's own lines too, "
+                         "but warnings), 1 a bar, 2 a line per epoch (default: 1 on a "
+                         "terminal, else 2).")
 
 
 def _tuple(values):

@@ -8,7 +8,7 @@ metrics.json; no TensorFlow.
 
 import os
 
-from keras_transfer import outputs
+from keras_transfer import outputs, schema
 from keras_transfer.evaluation import plots
 
 COLUMNS = (("run", "run"), ("backbone", "backbone"), ("weights", "weights"),
@@ -21,33 +21,35 @@ class CompareError(ValueError):
 
 
 def load_run(folder):
-    """The metrics.json of a finished run folder."""
-    path = os.path.join(folder, outputs.METRICS_FILE)
+    """The `schema.RunRecord` of a finished run folder."""
+    path = os.path.join(folder, schema.METRICS_FILE)
     if not os.path.isdir(folder):
         raise CompareError(f"run folder does not exist. Received: {folder!r}")
     if not os.path.isfile(path):
         raise CompareError(
-            f"run folder has no {outputs.METRICS_FILE}: pass the --output_dir of a "
+            f"run folder has no {schema.METRICS_FILE}: pass the --output_dir of a "
             f"finished keras_transfer run. Received: {folder!r}")
     try:
-        return outputs.read_json(path)
+        metrics = outputs.read_json(path)
     except ValueError as error:  # Cut short or edited by hand.
         raise CompareError(f"{path} is not valid JSON ({error})") from None
+    missing = [key for key in ("config", "test") if key not in metrics]
+    if missing:
+        raise CompareError(f"{path} is not a finished run's: it has no {missing[0]!r}")
+    return schema.RunRecord.from_dict(metrics)
 
 
-def row(folder, metrics):
-    """The compared numbers of one run."""
-    safety = metrics.get("safety_net") or {}
-    test = metrics["test"]
+def row(folder, run):
+    """The compared numbers of one run (a `schema.RunRecord`)."""
     return {
         "run": os.path.basename(os.path.normpath(folder)),
-        "backbone": metrics["config"]["model"],
-        "weights": metrics["weights"]["kind"],
-        "phase": safety.get("exported_phase") or list(metrics["phases"])[-1],
-        "accuracy": test["accuracy"],
-        "f1": test["f1"],
-        "auc": test.get("auc"),
-        "seconds": metrics.get("timings", {}).get("total"),
+        "backbone": run.config["model"],
+        "weights": (run.weights or {}).get("kind"),
+        "phase": run.exported_phase,
+        "accuracy": run.test["accuracy"],
+        "f1": run.test["f1"],
+        "auc": run.test.get("auc"),
+        "seconds": run.timings.get("total"),
     }
 
 

@@ -1,6 +1,7 @@
 """`report.md`: the run's metrics.json written for a person, answering three
 questions in order: is it good, where does it fail, did transfer help."""
 
+from keras_transfer import schema
 from keras_transfer.evaluation import advice
 
 REPORT_FILE = "report.md"
@@ -41,8 +42,8 @@ def _calibration(test):
             "do not read its scores as probabilities without recalibrating.")
 
 
-def _is_it_good(metrics):
-    test = metrics["test"]
+def _is_it_good(run):
+    test = run.test
     k = test["top_k_k"]
     lines = ["## Is it good?", "",
              f"Test accuracy **{test['accuracy']:.3f}** (macro F1 {test['f1']:.3f}) on "
@@ -86,8 +87,8 @@ def _matrices(test):
             *counts, "", "The same, as a share of each true class:", "", *shares]
 
 
-def _where_it_fails(metrics):
-    test = metrics["test"]
+def _where_it_fails(run):
+    test = run.test
     weakest = min(test["per_class"].items(), key=lambda item: (item[1]["f1"], item[0]))
     name, entry = weakest
     missed = entry["support"] - round(entry["recall"] * entry["support"])
@@ -103,7 +104,7 @@ def _where_it_fails(metrics):
     else:
         lines.append("No test image is misclassified.")
     lines += ["", *_per_class(test), "", *_matrices(test), ""]
-    pictures = metrics.get("plots", {})
+    pictures = run.plots
     described = {"misclassified": "the most confidently wrong test images",
                  "confusion_matrix": "the confusion matrix",
                  "roc": "ROC curves per class", "learning_curves": "learning curves"}
@@ -112,9 +113,9 @@ def _where_it_fails(metrics):
     return lines + [""]
 
 
-def _phase_rows(metrics):
+def _phase_rows(run):
     rows, flags = [], []
-    for name, phase in metrics["phases"].items():
+    for name, phase in run.phases.items():
         before, after = phase.get("test_before"), phase.get("test")
         if not after:
             continue
@@ -134,8 +135,8 @@ def _phase_rows(metrics):
     return rows, flags
 
 
-def _phases(metrics):
-    rows, flags = _phase_rows(metrics)
+def _phases(run):
+    rows, flags = _phase_rows(run)
     lines = ["## Did each phase help?", ""]
     if rows:
         lines += _table(("phase", "epochs (best)", "test accuracy before → after", "change",
@@ -143,7 +144,7 @@ def _phases(metrics):
         lines += ["", "Before feature extraction the head is untrained (chance level)."]
     for flag in flags:
         lines += ["", flag]
-    safety = metrics.get("safety_net")
+    safety = run.safety_net
     if safety:
         verdict = ("worse" if safety["fine_tune_worse"] else "not worse")
         lines += ["", f"Safety net: on validation ({safety['monitor']}), fine-tuning ended "
@@ -168,15 +169,15 @@ def _spread(entry):
             f"({entry['min']:.3f}–{entry['max']:.3f})")
 
 
-def _transfer(metrics):
+def _transfer(run):
     lines = ["## Did transfer help?", ""]
-    comparison = metrics.get("comparison")
+    comparison = run.comparison
     if not comparison:
         return lines + ["Not measured: this run has no from-scratch baseline. Rerun with "
                         "`--baseline --repeats=3` to train the same network from random "
                         "initialisation on the same data and budget, three seeds each.", ""]
-    aggregate = metrics["repeats"]["aggregate"]
-    seeds = metrics["repeats"]["seeds"]
+    aggregate = run.repeats["aggregate"]
+    seeds = run.repeats["seeds"]
     labels = {"feature_extraction": "feature extraction (after phase 1)",
               "fine_tune": "fine-tuning (after phase 2)",
               "exported": "exported model", "scratch": "from scratch (same budget)"}
@@ -197,7 +198,7 @@ def _transfer(metrics):
     if exported:
         lines += ["", f"In short: {_transfer_answer(exported)}."]
         if exported["gain"] < 0:
-            lines += advice.ranking_advice(metrics["config"])
+            lines += advice.ranking_advice(run.config)
     return lines + [""]
 
 
@@ -219,9 +220,9 @@ def _transfer_answer(exported):
     return f"no clear difference ({gain}, within seed noise)"
 
 
-def _at_a_glance(metrics):
+def _at_a_glance(run):
     """The three answers first; the sections below give the evidence."""
-    test = metrics["test"]
+    test = run.test
     chance = _chance(test)
     if test["accuracy"] <= chance + 0.05:
         good = f"no: test accuracy {test['accuracy']:.3f} is about chance ({chance:.3f})"
@@ -235,10 +236,10 @@ def _at_a_glance(metrics):
                  f"{pair['true']} test images)")
     else:
         fails = "no test image is misclassified"
-    comparison = metrics.get("comparison") or {}
+    comparison = run.comparison or {}
     helped = (_transfer_answer(comparison["exported"]) if "exported" in comparison
               else "not measured (no --baseline)")
-    safety = metrics.get("safety_net") or {}
+    safety = run.safety_net or {}
     lines = ["## At a glance", "", f"- **Is it good?** {good}.",
              f"- **Where does it fail?** {fails}.", f"- **Did transfer help?** {helped}."]
     if safety.get("restored_feature_extraction"):
@@ -247,25 +248,26 @@ def _at_a_glance(metrics):
     return lines + [""]
 
 
-def _run(metrics):
-    config, weights = metrics["config"], metrics["weights"]
-    timings = metrics.get("timings", {})
+def _the_run(run):
+    config, weights = run.config, run.weights
+    timings = run.timings
     return ["## The run", "",
             f"- backbone `{config['model']}`, phase `{config['phase']}`, image size "
             f"{config['image_size']}, best epochs kept by `{config['monitor']}`",
             f"- weights: `{weights['requested']}` → {weights['kind']} ({weights['detail']})",
-            f"- data: {metrics['dataset']['name']}, split sizes "
-            f"{metrics['dataset']['split_sizes']}",
-            f"- seeds: {metrics['repeats']['seeds']}",
+            f"- data: {run.dataset['name']}, split sizes "
+            f"{run.dataset['split_sizes']}",
+            f"- seeds: {run.repeats['seeds']}",
             "- seconds: " + ", ".join(f"{k} {v}" for k, v in timings.items()), ""]
 
 
 def render(metrics):
-    """The markdown text of the report."""
-    config = metrics["config"]
-    title = f"# {config['model']} on {metrics['dataset']['name']}: test report"
-    parts = [[title, ""], _at_a_glance(metrics), _is_it_good(metrics), _where_it_fails(metrics),
-             _phases(metrics), _transfer(metrics), _run(metrics)]
+    """report.md's markdown for a metrics.json dict."""
+    run = schema.RunRecord.from_dict(metrics)
+    config = run.config
+    title = f"# {config['model']} on {run.dataset['name']}: test report"
+    parts = [[title, ""], _at_a_glance(run), _is_it_good(run), _where_it_fails(run),
+             _phases(run), _transfer(run), _the_run(run)]
     return "\n".join(line for part in parts for line in part)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from keras_transfer import outputs
+from keras_transfer import outputs, schema
 from keras_transfer.data import pipeline, splits
 from keras_transfer.data import summary as data_summary
 from keras_transfer.evaluation import metrics as evaluate
@@ -152,46 +152,47 @@ def _run(prepared, strategy, started):
                 f"warning: the model outputs NaN for {report['non_finite_outputs']} of "
                 f"{report['examples']} test images: its training diverged (try a lower "
                 "--learning_rate or --fine_tune_learning_rate); its export answers NaN")
-        metrics = record.metrics_of(prepared, ctx, outcome, rows, source_result)
-        finished = Finished(metrics=metrics, classifier=outcome.classifier)
+        run_record = record.record_of(prepared, ctx, outcome, rows, source_result)
         outputs.write_history_csv(os.path.join(ctx.output_dir, "history.csv"),
                                   outcome.phases)
-        metrics["plots"] = plots.write_run_plots(
+        run_record = dataclasses.replace(run_record, plots=plots.write_run_plots(
             ctx.output_dir, outcome.phases, report, outcome.final.labels,
             outcome.final.probabilities, evaluate.test_images(data, ctx.image_size),
-            f"{config.model} on {data.name}")
-        if not ctx.writes:
-            return finished  # A worker: the chief exports and writes the results.
-        metrics["export"] = _export(prepared, outcome.classifier, metrics)
-        metrics["timings"]["total"] = round(time.time() - started, 2)
-        _write_results(ctx.output_dir, metrics)
-        return finished
+            f"{config.model} on {data.name}"))
+        if ctx.writes:  # Else a worker: the chief exports and writes the results.
+            run_record = _export(prepared, outcome.classifier, run_record)
+            run_record = dataclasses.replace(run_record, timings={
+                **run_record.timings, "total": round(time.time() - started, 2)})
+            _write_results(ctx.output_dir, run_record.to_dict())
+        return Finished(metrics=run_record.to_dict(), classifier=outcome.classifier)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _export(prepared, classifier, metrics):
-    """Exports the classifier (unless `--noexport`); its metrics.json entry."""
+def _export(prepared, classifier, run_record):
+    """Exports the classifier (unless `--noexport`); returns `run_record`
+    with the export and its time."""
     config, output_dir = prepared.config, prepared.output_dir
     if not config.export:
         logger.info("no SavedModel (--noexport); python -m keras_transfer.export "
                     f"--run_dir={output_dir} writes one from the best checkpoint")
-        return None
+        return run_record
     export_start = time.time()
     path = export.export_model(classifier, os.path.join(output_dir, "export"),
                                prepared.data.class_names, image_size=prepared.image_size,
                                channels=prepared.data.channels,
-                               card=model_card.from_metrics(metrics),
+                               card=model_card.from_record(run_record),
                                tflite=config.export_tflite,
                                max_megapixels=config.max_megapixels)
-    metrics["timings"]["export"] = round(time.time() - export_start, 2)
     logger.info(f"SavedModel exported to {path}")
-    return {"path": path, "version": int(os.path.basename(path))}
+    return dataclasses.replace(
+        run_record, export={"path": path, "version": int(os.path.basename(path))},
+        timings={**run_record.timings, "export": round(time.time() - export_start, 2)})
 
 
 def _write_results(output_dir, metrics):
-    outputs.write_json(os.path.join(output_dir, outputs.METRICS_FILE), metrics)
-    logger.info(f"metrics written to {os.path.join(output_dir, outputs.METRICS_FILE)}")
+    outputs.write_json(os.path.join(output_dir, schema.METRICS_FILE), metrics)
+    logger.info(f"metrics written to {os.path.join(output_dir, schema.METRICS_FILE)}")
     report_lib.write_report(os.path.join(output_dir, report_lib.REPORT_FILE), metrics)
     logger.info(f"report written to {os.path.join(output_dir, report_lib.REPORT_FILE)}")
     # The run is complete: its per-epoch backups (weights and optimizer

@@ -11,7 +11,7 @@ import shutil
 from typing import Any, Optional
 
 from keras_transfer import config as config_lib
-from keras_transfer import outputs
+from keras_transfer import outputs, schema
 from keras_transfer.data import summary as data_summary
 from keras_transfer.data import tasks
 from keras_transfer.log import logger
@@ -46,7 +46,7 @@ class PreparedRun:
     unfreeze: str
     output_dir: str
     run_config: dict
-    previous: Optional[dict]
+    previous: Optional[schema.RunRecord]
     state: str
 
 
@@ -76,7 +76,7 @@ def _phase_one_result(config):
         return None
     state = outputs.check_output_dir(config.output_dir or "", "fine_tune")
     if state == "resume":
-        interrupted = outputs.read_json(os.path.join(config.output_dir, outputs.CONFIG_FILE))
+        interrupted = outputs.read_json(os.path.join(config.output_dir, schema.CONFIG_FILE))
         raise outputs.OutputDirError(
             f"output_dir holds an interrupted run (phase={interrupted.get('phase')}); run "
             "its own command again to resume it, fine-tuning included. "
@@ -87,7 +87,8 @@ def _phase_one_result(config):
             "--output_dir of a run that has one, or use --phase=both. "
             f"Received: output_dir={config.output_dir!r}"
         )
-    return outputs.read_json(os.path.join(config.output_dir, outputs.METRICS_FILE))
+    return schema.RunRecord.from_dict(
+        outputs.read_json(os.path.join(config.output_dir, schema.METRICS_FILE)))
 
 
 def _base_layer(config, resolved, previous):
@@ -95,7 +96,7 @@ def _base_layer(config, resolved, previous):
     of an earlier phase-1 run (`previous`), so `auto` is that run's cut, which
     the phase-1 rule may have put elsewhere than the fine-tuning one."""
     if previous is not None and config.base_layer == "auto":
-        return previous["config"]["base_layer"]
+        return previous.config["base_layer"]
     return backbones.resolve_base_layer(config.backbone, config.base_layer, resolved.kind,
                                         config.phase)
 
@@ -136,14 +137,14 @@ def prepare(config, strategy, writes):
     run_config = {**config.to_dict(), "image_size": image_size, "output_dir": output_dir,
                   "unfreeze_resolved": unfreeze}
     if previous is not None:
-        outputs.check_compatible(previous["config"], run_config, config.output_dir)
+        outputs.check_compatible(previous.config, run_config, config.output_dir)
     if state == "resume":
-        interrupted = outputs.read_json(os.path.join(output_dir, outputs.CONFIG_FILE))
+        interrupted = outputs.read_json(os.path.join(output_dir, schema.CONFIG_FILE))
         outputs.check_compatible(interrupted, run_config, output_dir,
                                  outputs.resume_keys(interrupted, run_config))
         logger.info(f"resuming the interrupted run in {output_dir}: finished phases are "
                     "kept, the interrupted one continues from its last completed epoch")
-    outputs.write_json(os.path.join(output_dir, outputs.CONFIG_FILE), run_config)
+    outputs.write_json(os.path.join(output_dir, schema.CONFIG_FILE), run_config)
     data_summary.write_report(output_dir, data)
     return PreparedRun(config=config, data=data, image_size=image_size, resolved=resolved,
                        unfreeze=unfreeze, output_dir=output_dir, run_config=run_config,

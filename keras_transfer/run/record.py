@@ -1,20 +1,11 @@
-"""What a finished run records in `metrics.json` (the schema: `keras_transfer/schema.py`)."""
+"""What a finished run records in `metrics.json` (its keys: `keras_transfer/schema.py`)."""
 
-import platform
-
-import keras
-import tensorflow as tf
-
-import keras_transfer
+from keras_transfer import schema
 from keras_transfer.data import summary as data_summary
 from keras_transfer.log import logger
 from keras_transfer.models import classifier as model_lib
 from keras_transfer.run import repeats
-
-
-def versions():
-    return {"keras_transfer": keras_transfer.__version__, "tensorflow": tf.__version__,
-            "keras": keras.__version__, "python": platform.python_version()}
+from keras_transfer.serving import model_card
 
 
 def _timings(outcome, source_result):
@@ -35,8 +26,8 @@ def _resumed(state, outcome, source_result):
     return {"from_epoch": resumed} if state == "resume" or resumed else None
 
 
-def metrics_of(prepared, ctx, outcome, rows, source_result):
-    """The metrics.json dict of a trained run, before its plots and export.
+def record_of(prepared, ctx, outcome, rows, source_result):
+    """The `schema.RunRecord` of a trained run, before its plots and export.
 
     Logs the final weights' fingerprint and (with a baseline) transfer
     against scratch.
@@ -44,22 +35,19 @@ def metrics_of(prepared, ctx, outcome, rows, source_result):
     fingerprint = model_lib.weights_fingerprint(outcome.classifier)
     logger.info(f"final weights fingerprint {fingerprint}")
     config = prepared.config
-    metrics = {
-        "config": prepared.run_config,
-        "weights": prepared.resolved.to_dict(),
-        "dataset": data_summary.metrics_entry(prepared.data),
-        "strategy": {"name": config.strategy,
-                     "replicas": ctx.strategy.num_replicas_in_sync,
-                     "global_batch_size": ctx.global_batch},
-        "source_pretrain": source_result.to_dict() if source_result else None,
-        "phases": {phase.name: phase.to_dict() for phase in outcome.phases},
-        "test": outcome.final.report,
-        "class_names": list(prepared.data.class_names),
-        "weights_fingerprint": fingerprint,
-        "versions": versions(),
+    return schema.RunRecord(
+        config=prepared.run_config,
+        weights=prepared.resolved.to_dict(),
+        dataset=data_summary.metrics_entry(prepared.data),
+        strategy={"name": config.strategy, "replicas": ctx.strategy.num_replicas_in_sync,
+                  "global_batch_size": ctx.global_batch},
+        source_pretrain=source_result.to_dict() if source_result else None,
+        phases={phase.name: phase.to_dict() for phase in outcome.phases},
+        test=outcome.final.report,
+        class_names=tuple(prepared.data.class_names),
+        weights_fingerprint=fingerprint,
+        versions=model_card.versions(),
         **repeats.entries(outcome, rows),
-        "resumed": _resumed(prepared.state, outcome, source_result),
-        "export": None,
-        "timings": _timings(outcome, source_result),
-    }
-    return metrics
+        resumed=_resumed(prepared.state, outcome, source_result),
+        timings=_timings(outcome, source_result),
+    )

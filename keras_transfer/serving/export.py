@@ -187,7 +187,7 @@ def export_model(model, export_base, class_names, *, image_size, channels, card=
     Args:
       image_size: the square size encoded images are resized to when decoded.
       card: optional run description for `model_card.json` (see
-        `model_card.from_metrics`); the export adds class names, input size,
+        `model_card.from_record`); the export adds class names, input size,
         signatures and versions.
       tflite: also write `tflite/model.tflite` (the pixels path) and
         `tflite/labels.txt` into the version folder.

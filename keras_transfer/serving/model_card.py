@@ -25,16 +25,15 @@ def versions():
             "keras": keras.__version__, "python": platform.python_version()}
 
 
-def from_metrics(metrics):
-    """The run-specific part of a card, from a run's `metrics.json` dict."""
-    config = metrics["config"]
+def from_record(run):
+    """The run-specific part of a card, from a run's `schema.RunRecord`."""
     return {
-        "backbone": config["model"],
-        "weights": metrics.get("weights"),
-        "dataset": metrics.get("dataset"),
-        "test_metrics": metrics.get("test"),
-        "training_config": config,
-        "trained_with": metrics.get("versions"),
+        "backbone": run.config["model"],
+        "weights": run.weights,
+        "dataset": run.dataset,
+        "test_metrics": run.test,
+        "training_config": run.config,
+        "trained_with": run.versions,
     }
 
 

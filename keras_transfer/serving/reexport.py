@@ -9,11 +9,11 @@ for example with another decode size (`image_size`) or a TFLite model.
 
 import os
 
-from keras_transfer import config as config_lib, outputs
+from keras_transfer import config as config_lib
+from keras_transfer import outputs, schema
 from keras_transfer.models import backbones
-from keras_transfer.serving import export
-from keras_transfer.serving import model_card
 from keras_transfer.models import classifier as model_lib
+from keras_transfer.serving import export, model_card
 
 # The phase whose checkpoint the run exported: the last one that ran.
 CHECKPOINT_ORDER = ("fine_tune", "feature_extraction", "pretrain")
@@ -23,11 +23,11 @@ class ReexportError(ValueError):
     """The folder is not a finished run; the message says what is missing."""
 
 
-def best_checkpoint(run_dir, metrics=None):
-    """The weights the run exported: the phase the safety net kept when it
-    discarded fine-tuning (`metrics["safety_net"]`), else fine_tune, else
+def best_checkpoint(run_dir, run=None):
+    """The weights the run (a `schema.RunRecord`) exported: the phase the
+    safety net kept when it discarded fine-tuning, else fine_tune, else
     feature_extraction, else pretrain."""
-    kept = ((metrics or {}).get("safety_net") or {}).get("exported_phase")
+    kept = ((run.safety_net if run else None) or {}).get("exported_phase")
     for phase in ([kept] if kept else []) + list(CHECKPOINT_ORDER):
         path = os.path.join(run_dir, "checkpoints", f"{phase}.weights.h5")
         if os.path.isfile(path):
@@ -39,30 +39,30 @@ def best_checkpoint(run_dir, metrics=None):
 
 
 def read_run(run_dir):
-    """The run's metrics.json dict, checked to be a finished run."""
-    path = os.path.join(run_dir, outputs.METRICS_FILE)
+    """The run's `schema.RunRecord`, checked to be a finished run."""
+    path = os.path.join(run_dir, schema.METRICS_FILE)
     if not os.path.isfile(path):
         raise ReexportError(
             f"run_dir must be the output folder of a finished run (with "
-            f"{outputs.METRICS_FILE}). Received: run_dir={run_dir!r}"
+            f"{schema.METRICS_FILE}). Received: run_dir={run_dir!r}"
         )
     metrics = outputs.read_json(path)
     for key in ("config", "class_names", "dataset"):
         if key not in metrics:
             raise ReexportError(f"{path} has no {key!r}: not written by a finished run")
-    return metrics
+    return schema.RunRecord.from_dict(metrics)
 
 
-def rebuild_classifier(metrics, checkpoint):
+def rebuild_classifier(run, checkpoint):
     """The run's classifier with the checkpoint's weights.
 
     Built in float32 whatever precision the run trained in: serving on CPU
     gains nothing from bfloat16 and would lose accuracy.
     """
-    config = metrics["config"]
+    config = run.config
     classifier = model_lib.build_classifier(
-        backbones.get(config["model"]), len(metrics["class_names"]),
-        image_size=config["image_size"], channels=metrics["dataset"]["channels"],
+        backbones.get(config["model"]), len(run.class_names),
+        image_size=config["image_size"], channels=run.dataset["channels"],
         dropout=config["dropout"], l2=config["l2"], base_weights=None,
         base_layer=config.get("base_layer", "top"),  # Runs before --base_layer: whole.
     )
@@ -77,18 +77,18 @@ def reexport(run_dir, *, image_size=None, export_tflite=False):
       image_size: square size encoded images are decoded to (default: the
         size the run trained at). The model still resizes to its own size.
     """
-    metrics = read_run(run_dir)
-    checkpoint = best_checkpoint(run_dir, metrics)
-    classifier = rebuild_classifier(metrics, checkpoint)
-    card = model_card.from_metrics(metrics)
+    run = read_run(run_dir)
+    checkpoint = best_checkpoint(run_dir, run)
+    classifier = rebuild_classifier(run, checkpoint)
+    card = model_card.from_record(run)
     card["exported_from"] = {"run_dir": os.path.abspath(run_dir),
                              "checkpoint": os.path.relpath(checkpoint, run_dir),
                              "re_export": True}
     return export.export_model(
-        classifier, os.path.join(run_dir, "export"), metrics["class_names"],
-        image_size=metrics["config"]["image_size"] if image_size is None else image_size,
-        channels=metrics["dataset"]["channels"], card=card, tflite=export_tflite,
+        classifier, os.path.join(run_dir, "export"), list(run.class_names),
+        image_size=run.config["image_size"] if image_size is None else image_size,
+        channels=run.dataset["channels"], card=card, tflite=export_tflite,
         # Runs from before the limit was recorded: the default.
-        max_megapixels=metrics["config"].get("max_megapixels",
+        max_megapixels=run.config.get("max_megapixels",
                                              config_lib.RunConfig.max_megapixels),
     )

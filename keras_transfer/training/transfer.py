@@ -53,7 +53,7 @@ def _fine_tune_start(model, output_dir, previous):
     model.load_weights(checkpoint)
     logger.info("fine-tuning from the feature-extraction result in the output folder")
     fields = {field.name for field in dataclasses.fields(phase_lib.PhaseResult)}
-    phase_one = {key: value for key, value in previous["phases"]["feature_extraction"].items()
+    phase_one = {key: value for key, value in previous.phases["feature_extraction"].items()
                  if key in fields}
     return phase_lib.PhaseResult(**{**phase_one, "checkpoint": checkpoint})
 
