@@ -35,13 +35,13 @@ def write_folder(root, count, size=16):
 
 def measure(count, root, image_size=64, batch_size=64):
     from keras_transfer.data import tasks
-    from keras_transfer.data import folders as folder_dataset
+    from keras_transfer.data import folders
     from keras_transfer.data import pipeline
 
     write_folder(root, count)
     start = time.perf_counter()
     data = tasks.load_task(root, None, role="target", seed=0, validation_fraction=0.1,
-                              test_fraction=0.1, folder_policy=folder_dataset.FolderPolicy(
+                              test_fraction=0.1, folder_policy=folders.FolderPolicy(
                                   cache_dir=os.path.join(root, ".cache")))
     loaded = time.perf_counter()
     dataset = pipeline.make_dataset(data.train, num_classes=2, batch_size=batch_size,

@@ -54,12 +54,12 @@ def write_photos(root, count, seed=0):
 
 def pipeline_rate(root, batch_size, epochs=2):
     from keras_transfer.data import tasks
-    from keras_transfer.data import folders as folder_dataset
+    from keras_transfer.data import folders
     from keras_transfer.data import pipeline
 
     data = tasks.load_task(root, None, role="target", seed=0, validation_fraction=0.1,
                               test_fraction=0.1,
-                              folder_policy=folder_dataset.FolderPolicy(cache_dir=None))
+                              folder_policy=folders.FolderPolicy(cache_dir=None))
     dataset = pipeline.make_dataset(data.train, num_classes=2, batch_size=batch_size,
                                     image_size=224, channels=3, training=True)
     for _ in dataset.take(1):  # Warm-up: graph tracing, thread pools.

@@ -1,6 +1,6 @@
 """The run configuration: one frozen dataclass, validated on construction.
 
-No TensorFlow and no absl here: `main.py` turns flags into a `RunConfig`, and
+No TensorFlow and no absl here: `cli/main.py` turns flags into a `RunConfig`, and
 tests build one directly. Every error names the flag and the value received.
 """
 

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO, run_python
 from keras_transfer import config as config_lib
-from keras_transfer.data import sources as datasets
+from keras_transfer.data import sources
 
 
 def _readme():
@@ -54,17 +54,17 @@ def test_fashion_mnist_reads_debian_idx_files(tmp_path, monkeypatch):
     for prefix, count in (("train", 30), ("t10k", 20)):
         _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (count, 28, 28)))
         _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(count) % 10)
-    monkeypatch.setattr(datasets, "FASHION_MNIST_DIRS", (str(tmp_path),))
-    names, examples, _ = datasets.load_source("fashion_mnist")
+    monkeypatch.setattr(sources, "FASHION_MNIST_DIRS", (str(tmp_path),))
+    names, examples, _ = sources.load_source("fashion_mnist")
     assert names[5] == "sandal" and len(names) == 10
     assert examples.images.shape == (50, 28, 28, 1)
     assert np.array_equal(examples.labels[:30], np.arange(30) % 10)
 
 
 def test_fashion_mnist_missing_says_how_to_install(monkeypatch, tmp_path):
-    monkeypatch.setattr(datasets, "FASHION_MNIST_DIRS", (str(tmp_path),))
-    with pytest.raises(datasets.DatasetError) as raised:
-        datasets.load_source("fashion_mnist", tfds_data_dir=str(tmp_path / "tfds"))
+    monkeypatch.setattr(sources, "FASHION_MNIST_DIRS", (str(tmp_path),))
+    with pytest.raises(sources.DatasetError) as raised:
+        sources.load_source("fashion_mnist", tfds_data_dir=str(tmp_path / "tfds"))
     # Both ways to get it: Debian's package, or TFDS (offline here: not tried).
     message = str(raised.value)
     assert "apt-get install dataset-fashion-mnist" in message

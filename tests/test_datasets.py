@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 from sklearn.utils.class_weight import compute_class_weight
 
-from keras_transfer.data import sources as datasets
+from keras_transfer.data import sources
 from keras_transfer.data import tasks
 from keras_transfer.data import image_folder
 from keras_transfer.data import splits
@@ -77,7 +77,7 @@ def test_digits_splits_are_stratified():
 
 def test_digits_splits_partition_the_selected_examples():
     data = load_digits_task()
-    names, source, _ = datasets.load_source("digits")
+    names, source, _ = sources.load_source("digits")
     wanted = np.isin(source.labels, [5, 6, 7, 8, 9])
     expected = collections.Counter(
         (image.tobytes(), int(label) - 5)
@@ -108,7 +108,7 @@ def test_examples_per_class_caps_only_the_train_split():
 def test_classes_select_and_relabel_in_given_order():
     data = load_digits_task(classes=("7", "5"))
     assert data.class_names == ("7", "5")
-    _, source, _ = datasets.load_source("digits")
+    _, source, _ = sources.load_source("digits")
     sevens = {image.tobytes() for image in source.images[source.labels == 7]}
     fives = {image.tobytes() for image in source.images[source.labels == 5]}
     for split in all_splits(data):
@@ -130,7 +130,7 @@ def test_missing_class_names_the_flag_and_value(role, flag):
 
 def test_large_fractions_keep_every_class_in_every_split():
     images = np.arange(6, dtype=np.uint8).reshape(6, 1, 1, 1)
-    examples = datasets.Examples(labels=np.array([0, 0, 0, 1, 1, 1]), images=images)
+    examples = sources.Examples(labels=np.array([0, 0, 0, 1, 1, 1]), images=images)
     parts = splits.stratified_split(examples, ["a", "b"], 0.5, 0.5, 0, "dataset")
     for part in parts:
         assert sorted(part.labels) == [0, 1]
@@ -345,7 +345,7 @@ def test_tfds_images_of_different_sizes_are_held_at_one_size(tmp_path):
 
 def test_tfds_unknown_name_is_a_dataset_error(tmp_path):
     start = time.monotonic()
-    with pytest.raises(datasets.DatasetError, match="kt_no_such_dataset"):
+    with pytest.raises(sources.DatasetError, match="kt_no_such_dataset"):
         tasks.load_task("tfds:kt_no_such_dataset", None, role="target", seed=0,
                            tfds_data_dir=str(tmp_path), **FRACTIONS)
     assert time.monotonic() - start < 10
@@ -377,13 +377,13 @@ def test_tfds_split_names_select_what_is_pooled(tmp_path):
     assert values == {tiny_shape_value(label, i) for label in range(3) for i in range(6)}
     assert sum(train_only.split_sizes().values()) == 18
     assert sum(load("train+test").split_sizes().values()) == 24
-    with pytest.raises(datasets.DatasetError, match="has no split validation") as raised:
+    with pytest.raises(sources.DatasetError, match="has no split validation") as raised:
         load("validation")
     assert "test, train" in str(raised.value)
 
 
 def test_tfds_offline_mode_never_downloads(tmp_path):
-    with pytest.raises(datasets.DatasetError, match="KERAS_TRANSFER_OFFLINE") as raised:
+    with pytest.raises(sources.DatasetError, match="KERAS_TRANSFER_OFFLINE") as raised:
         tasks.load_task("tfds:kt_offline_shapes", None, role="target", seed=0,
                            tfds_data_dir=str(tmp_path), **FRACTIONS)
     assert str(tmp_path) in str(raised.value)
@@ -391,9 +391,9 @@ def test_tfds_offline_mode_never_downloads(tmp_path):
 
 def test_tfds_download_offline_fails_fast_naming_dataset_and_dir(tmp_path, monkeypatch):
     # The real download path, against a closed localhost port.
-    monkeypatch.delenv(datasets.OFFLINE_ENV)
+    monkeypatch.delenv(sources.OFFLINE_ENV)
     start = time.monotonic()
-    with pytest.raises(datasets.DatasetError) as raised:
+    with pytest.raises(sources.DatasetError) as raised:
         tasks.load_task("tfds:kt_offline_shapes", None, role="target", seed=0,
                            tfds_data_dir=str(tmp_path), **FRACTIONS)
     assert time.monotonic() - start < 10

@@ -152,14 +152,14 @@ def test_monitor_mode_and_best_epoch():
 def test_test_images_of_a_folder_are_decoded_as_the_pipeline_decodes_them(tmp_path):
     from PIL import Image
 
-    from keras_transfer.data import sources as datasets
+    from keras_transfer.data import sources
     from keras_transfer.data import pipeline
 
     files = []
     for index, (size, colour) in enumerate([((10, 7), (255, 0, 0)), ((5, 9), (0, 90, 200))]):
         files.append(str(tmp_path / f"{index}.png"))
         Image.new("RGB", size, colour).save(files[-1])
-    test = datasets.Examples(labels=np.array([0, 1]), files=np.array(files, dtype=object))
+    test = sources.Examples(labels=np.array([0, 1]), files=np.array(files, dtype=object))
     data = type("Data", (), {"test": test, "channels": 3})()
     images = evaluate.test_images(data, 16)
     batch = next(iter(pipeline.make_dataset(test, num_classes=2, batch_size=2,

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_transfer.data import folders as folder_dataset
+from keras_transfer.data import folders
 from keras_transfer.data import (image_check, image_folder, image_headers, pipeline,
                                  split_file, tasks)
-from keras_transfer.data import sources as datasets
+from keras_transfer.data import sources
 
 COLOR = (200, 100, 50)
 FRACTIONS = dict(validation_fraction=0.2, test_fraction=0.2)
@@ -94,7 +94,7 @@ def messy(tmp_path):
 
 def policy(tmp_path, **overrides):
     settings = dict(max_broken_fraction=0.5, cache_dir=str(tmp_path / "cache"))
-    return folder_dataset.FolderPolicy(**{**settings, **overrides})
+    return folders.FolderPolicy(**{**settings, **overrides})
 
 
 def test_discovery_counts_what_it_passes_over(messy):
@@ -132,7 +132,7 @@ def test_headers_give_format_and_size_by_content():
 
 
 def test_broken_files_are_skipped_with_their_reason(messy, tmp_path):
-    names, paths, labels, report = folder_dataset.load(messy, policy(tmp_path))
+    names, paths, labels, report = folders.load(messy, policy(tmp_path))
     used = {os.path.basename(p) for p in paths}
     assert used == set(VALID) | {f"dog{i}.png" for i in range(8)}
     reasons = {os.path.basename(item["path"]): item["reason"] for item in report["broken"]}
@@ -154,21 +154,21 @@ def test_megapixel_limit_is_a_setting(tmp_path):
         for index in range(3):
             write(root / label / f"small{index}.png", encode("PNG", size=(20, 20)))
     write(root / "a" / "large.png", encode("PNG", size=(30, 30)))
-    _, paths, _, report = folder_dataset.load(
+    _, paths, _, report = folders.load(
         str(root), policy(tmp_path, max_megapixels=0.0005))  # 500 pixels.
     assert len(paths) == 6
     assert "900 pixels" not in report["broken"][0]["reason"]
     assert "30x30 pixels (0.0 megapixels), above the limit of 0.0005" in (
         report["broken"][0]["reason"])
     # Raising the limit decodes the file the cache only knew by its header.
-    _, paths, _, report = folder_dataset.load(str(root), policy(tmp_path))
+    _, paths, _, report = folders.load(str(root), policy(tmp_path))
     assert len(paths) == 7 and report["check"]["checked"] == 1
 
 
 def test_every_valid_odd_file_decodes_to_rgb(messy, tmp_path):
-    _, paths, labels, _ = folder_dataset.load(messy, policy(tmp_path))
+    _, paths, labels, _ = folders.load(messy, policy(tmp_path))
     cats = sorted(p for p in paths if os.sep + "cats" + os.sep in p)
-    examples = datasets.Examples(labels=np.zeros(len(cats), np.int64),
+    examples = sources.Examples(labels=np.zeros(len(cats), np.int64),
                                  files=np.asarray(cats, object))
     batches = pipeline.make_dataset(examples, num_classes=2, batch_size=64,
                                     image_size=8, channels=3)
@@ -189,8 +189,8 @@ def test_every_valid_odd_file_decodes_to_rgb(messy, tmp_path):
 
 def test_too_many_broken_files_stop_the_run(messy, tmp_path):
     # 4 broken of 23 image files: 17 %.
-    with pytest.raises(folder_dataset.TooManyBrokenError) as raised:
-        folder_dataset.load(messy, policy(tmp_path, max_broken_fraction=0.05))
+    with pytest.raises(folders.TooManyBrokenError) as raised:
+        folders.load(messy, policy(tmp_path, max_broken_fraction=0.05))
     message = str(raised.value)
     assert "\n" not in message
     assert messy in message and "4 broken of 23" in message
@@ -201,13 +201,13 @@ def test_too_many_broken_files_stop_the_run(messy, tmp_path):
 
 def test_checks_are_cached_by_path_size_and_mtime(messy, tmp_path):
     root_policy = policy(tmp_path)
-    first = folder_dataset.load(messy, root_policy)[3]["check"]
+    first = folders.load(messy, root_policy)[3]["check"]
     assert (first["checked"], first["cached"]) == (23, 0)
-    second = folder_dataset.load(messy, root_policy)[3]["check"]
+    second = folders.load(messy, root_policy)[3]["check"]
     assert (second["checked"], second["cached"]) == (0, 23)
     # A file that changes is checked again, and only that file.
     write(os.path.join(messy, "cats", "truncated.jpg"), encode("JPEG"))
-    _, paths, _, report = folder_dataset.load(messy, root_policy)
+    _, paths, _, report = folders.load(messy, root_policy)
     assert (report["check"]["checked"], report["check"]["cached"]) == (1, 22)
     assert os.path.join(messy, "cats", "truncated.jpg") in paths
 
@@ -296,7 +296,7 @@ def test_a_file_broken_after_the_check_does_not_end_the_epoch(tmp_path):
     files = [write(tmp_path / f"{index}.png", encode("PNG", color=(index, 0, 0)))
              for index in range(6)]
     write(files[2], b"overwritten by a sync tool mid-run")
-    examples = datasets.Examples(labels=np.arange(6) % 2, files=np.asarray(files, object))
+    examples = sources.Examples(labels=np.arange(6) % 2, files=np.asarray(files, object))
     dataset = pipeline.make_dataset(examples, num_classes=2, batch_size=4, image_size=8,
                                     channels=3, training=True)
     assert int(dataset.cardinality()) == 2  # Keras still knows the steps.

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from keras_transfer.data import sources as datasets
+from keras_transfer.data import sources
 from keras_transfer.data import pipeline
 
 NUM_CLASSES = 3
@@ -21,7 +21,7 @@ def in_memory_examples(count=24, size=16, channels=1):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (count, size, size, channels), dtype=np.uint8)
     images[:, 0, 0, 0] = np.arange(count)
-    return datasets.Examples(labels=np.arange(count) % NUM_CLASSES, images=images)
+    return sources.Examples(labels=np.arange(count) % NUM_CLASSES, images=images)
 
 
 def make(examples, **kwargs):
@@ -130,7 +130,7 @@ def test_file_examples_decode_to_rgb_at_image_size(tmp_path):
     ]):
         (tmp_path / name).write_bytes(data)
         files.append(str(tmp_path / name))
-    examples = datasets.Examples(
+    examples = sources.Examples(
         labels=np.arange(len(files)) % NUM_CLASSES, files=np.asarray(files, object)
     )
     images = pixels(make(examples, image_size=12, channels=3))

@@ -15,9 +15,8 @@ from typing import Optional
 
 import numpy as np
 
-from keras_transfer.data import image_check
-from keras_transfer.data import image_folder
 from keras_transfer.config import ConfigError
+from keras_transfer.data import image_check, image_folder
 
 # Train, validation and test each need one image of every class.
 MIN_IMAGES_PER_CLASS = 3

@@ -69,7 +69,7 @@ def make_dataset(examples, *, num_classes, batch_size, image_size, channels,
     """Returns a batched `tf.data.Dataset` of (float32 pixels, one-hot labels).
 
     Args:
-      examples: a `datasets.Examples` (in-memory uint8 images or file paths).
+      examples: a `sources.Examples` (in-memory uint8 images or file paths).
       batch_size: the global batch size (per-replica batch x replicas).
       training: shuffle (seeded, reshuffled every epoch) and augment.
       min_steps: in training, an epoch has at least this many batches

@@ -15,8 +15,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from keras_transfer.data import folders as folder_dataset
 from keras_transfer.config import ConfigError
+from keras_transfer.data import folders
 
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
 FASHION_MNIST_CLASSES = (
@@ -63,7 +63,7 @@ class LabelledData:
     test: Examples
     channels: int
     native_size: Optional[int]
-    # Folders: what was found, used and skipped (`folder_dataset`), and how a
+    # Folders: what was found, used and skipped (`folders.py`), and how a
     # `--split_file` was applied.
     report: Optional[dict] = None
     split_summary: Optional[dict] = None
@@ -253,8 +253,8 @@ def _common_size(images):
 
 
 def _load_folder(root, flag_name, policy, classes):
-    names, paths, labels, report = folder_dataset.load(
-        root, policy or folder_dataset.FolderPolicy(), flag_name, classes)
+    names, paths, labels, report = folders.load(
+        root, policy or folders.FolderPolicy(), flag_name, classes)
     return tuple(names), Examples(
         labels=np.asarray(labels, np.int64), files=np.asarray(paths, dtype=object)
     ), report

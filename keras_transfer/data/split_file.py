@@ -14,8 +14,8 @@ import os
 
 import numpy as np
 
-from keras_transfer.data import splits
 from keras_transfer.config import ConfigError
+from keras_transfer.data import splits
 
 SPLITS = ("train", "validation", "test")
 FORMAT = 1

@@ -4,7 +4,7 @@
 import os
 
 from keras_transfer import outputs
-from keras_transfer.data import folders as folder_dataset
+from keras_transfer.data import folders
 
 DATA_REPORT_FILE = "data_report.json"
 # A largest-to-smallest class ratio above this is worth a warning.
@@ -27,7 +27,7 @@ def imbalance_ratio(data):
 
 def console_lines(data, class_weight):
     """Found/used/skipped, the split sizes per class, and imbalance advice."""
-    lines = folder_dataset.summary_lines(data.report) if data.report else []
+    lines = folders.summary_lines(data.report) if data.report else []
     if data.split_summary:
         summary = data.split_summary
         lines.append(

@@ -6,11 +6,9 @@ a run trains, validates and tests on.
 """
 
 from keras_transfer import config as config_lib
-from keras_transfer.data import folders as folder_dataset
-from keras_transfer.data import split_file
-from keras_transfer.data import splits
-from keras_transfer.data import sources
+from keras_transfer.data import folders, sources, split_file, splits
 from keras_transfer.data.sources import LabelledData
+
 
 def _default_classes(spec, role):
     table = (sources.EMBEDDED_SOURCE_CLASSES if role == "source"
@@ -41,7 +39,7 @@ def load_task(spec, classes, *, role, seed, validation_fraction, test_fraction,
       role: "target" or "source"; chooses the default classes and flag names.
       examples_per_class: cap on training examples per class (0: no cap).
       tfds_split: TFDS splits to pool before re-splitting (default: all).
-      folder_policy: a `folder_dataset.FolderPolicy` for folders.
+      folder_policy: a `folders.FolderPolicy` for folders.
       split_file_path: folders only: pin the split in this file.
 
     Returns:
@@ -59,7 +57,7 @@ def load_task(spec, classes, *, role, seed, validation_fraction, test_fraction,
         list(class_names), examples, list(classes), class_flag
     )
     if report:
-        folder_dataset.refuse_thin_classes(report, class_names, flag)
+        folders.refuse_thin_classes(report, class_names, flag)
     (train, validation, test), split_summary = _split(
         examples, class_names, spec, split_file_path=split_file_path,
         validation_fraction=validation_fraction, test_fraction=test_fraction,
@@ -86,7 +84,7 @@ def load_task(spec, classes, *, role, seed, validation_fraction, test_fraction,
 def load_for(config, role, classes, spec, examples_per_class):
     """The task `config` describes for `role` ("target" or "source"): the
     target's TFDS split and split file apply only to the target."""
-    policy = folder_dataset.FolderPolicy(
+    policy = folders.FolderPolicy(
         max_megapixels=config.max_megapixels,
         max_broken_fraction=config.max_broken_fraction,
         cache_dir=config_lib.cache_root(config), verbose=config.verbose)

@@ -6,8 +6,8 @@ import hashlib
 import keras
 import numpy as np
 
-from keras_transfer.models import backbones
 from keras_transfer.config import ConfigError
+from keras_transfer.models import backbones
 
 
 @keras.saving.register_keras_serializable(package="keras_transfer")

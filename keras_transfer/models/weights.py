@@ -14,13 +14,13 @@ import socket
 from typing import Optional
 
 import keras_transfer
-from keras_transfer.data import sources as datasets
 from keras_transfer import config as config_lib
 from keras_transfer.config import ConfigError
+from keras_transfer.data import sources
 
 # Keras downloads application weights from this host.
 WEIGHTS_HOST = ("storage.googleapis.com", 443)
-OFFLINE_ENV = datasets.OFFLINE_ENV
+OFFLINE_ENV = sources.OFFLINE_ENV
 
 
 class WeightsError(ConfigError):
@@ -32,7 +32,7 @@ class ResolvedWeights:
     """What `--weights` resolved to.
 
     kind: "imagenet", "source", "file" or "none".
-    load: what `model.build_classifier` loads: "imagenet" (Keras downloads),
+    load: what `classifier.build_classifier` loads: "imagenet" (Keras downloads),
       a file path, or None. For "source" it is the cached base file, which
       may not exist yet (then the source task is pretrained first).
     detail: one human-readable line, printed and recorded.
@@ -70,7 +70,7 @@ def network_reachable(timeout=3.0):
 def source_task(config):
     """The source task's (dataset, classes), or None when there is none."""
     if config.source_dataset is None and config.source_classes is None:
-        if config.dataset not in datasets.EMBEDDED_SOURCE_CLASSES:
+        if config.dataset not in sources.EMBEDDED_SOURCE_CLASSES:
             return None
     return {
         "dataset": config.resolved_source_dataset,
@@ -129,8 +129,8 @@ def _shared_classes(config, task):
         chosen = classes or table.get(config.dataset)
         return None if chosen is None else {str(name) for name in chosen}  # None: all.
 
-    source = named(task["classes"], datasets.EMBEDDED_SOURCE_CLASSES)
-    target = named(config.classes, datasets.EMBEDDED_TARGET_CLASSES)
+    source = named(task["classes"], sources.EMBEDDED_SOURCE_CLASSES)
+    target = named(config.classes, sources.EMBEDDED_TARGET_CLASSES)
     if source is None or target is None:
         return sorted(target or source or {"all"})
     return sorted(source & target)

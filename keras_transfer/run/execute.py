@@ -15,11 +15,8 @@ import keras
 import tensorflow as tf
 
 from keras_transfer import outputs, schema
-from keras_transfer.data import pipeline, splits
-from keras_transfer.data import summary as data_summary
-from keras_transfer.evaluation import metrics as evaluate
-from keras_transfer.evaluation import plots
-from keras_transfer.evaluation import report as report_lib
+from keras_transfer.data import pipeline, splits, summary as data_summary
+from keras_transfer.evaluation import metrics as evaluate, plots, report as report_lib
 from keras_transfer.log import logger
 from keras_transfer.run import record, repeats
 from keras_transfer.run.prepare import prepare

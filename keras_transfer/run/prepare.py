@@ -10,13 +10,10 @@ import os
 import shutil
 from typing import Any, Optional
 
-from keras_transfer import config as config_lib
-from keras_transfer import outputs, schema
-from keras_transfer.data import summary as data_summary
-from keras_transfer.data import tasks
+from keras_transfer import config as config_lib, outputs, schema
+from keras_transfer.data import summary as data_summary, tasks
 from keras_transfer.log import logger
-from keras_transfer.models import backbones, weights
-from keras_transfer.models import classifier as model_lib
+from keras_transfer.models import backbones, classifier as model_lib, weights
 from keras_transfer.training import distribute
 
 

@@ -16,11 +16,9 @@ import time
 
 from keras_transfer import config as config_lib
 from keras_transfer.data import pipeline, tasks
-from keras_transfer.evaluation import metrics as evaluate
-from keras_transfer.evaluation import transferability
+from keras_transfer.evaluation import metrics as evaluate, transferability
 from keras_transfer.log import logger
-from keras_transfer.models import backbones, weights
-from keras_transfer.models import classifier as model_lib
+from keras_transfer.models import backbones, classifier as model_lib, weights
 from keras_transfer.run import prepare
 from keras_transfer.training import distribute, feature_cache, source
 

@@ -18,11 +18,8 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from keras_transfer import config as config_lib
-from keras_transfer import faults
-from keras_transfer.serving import model_card
-from keras_transfer.serving import signatures
-from keras_transfer.serving import tflite as tflite_lib
+from keras_transfer import config as config_lib, faults
+from keras_transfer.serving import model_card, signatures, tflite as tflite_lib
 
 LABELS_FILE = "labels.txt"
 TFLITE_DIR = "tflite"

@@ -9,10 +9,8 @@ for example with another decode size (`image_size`) or a TFLite model.
 
 import os
 
-from keras_transfer import config as config_lib
-from keras_transfer import outputs, schema
-from keras_transfer.models import backbones
-from keras_transfer.models import classifier as model_lib
+from keras_transfer import config as config_lib, outputs, schema
+from keras_transfer.models import backbones, classifier as model_lib
 from keras_transfer.serving import export, model_card
 
 # The phase whose checkpoint the run exported: the last one that ran.

@@ -38,7 +38,7 @@ from keras_transfer.data import pipeline
 from keras_transfer.evaluation import metrics as evaluate
 from keras_transfer.log import logger
 
-# Layers of `model.build_classifier` after the pooled features.
+# Layers of `classifier.build_classifier` after the pooled features.
 HEAD_LAYERS = ("dropout", "classifier")
 FEATURE_LAYER = "pool"
 # `auto` trains from memory when the recorded training features take at most

@@ -10,11 +10,10 @@ import keras
 import numpy as np
 
 from keras_transfer import outputs
-from keras_transfer.training import backup as backup_lib
-from keras_transfer.training import callbacks as callbacks_lib
-from keras_transfer.training import loop as loop_lib
 from keras_transfer.evaluation import metrics as evaluate
 from keras_transfer.log import logger
+from keras_transfer.training import (backup as backup_lib, callbacks as callbacks_lib,
+                                     loop as loop_lib)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,8 +6,7 @@ import os
 import shutil
 
 from keras_transfer import outputs
-from keras_transfer.data import folders as folder_dataset
-from keras_transfer.data import tasks
+from keras_transfer.data import folders, tasks
 from keras_transfer.log import logger
 from keras_transfer.training import scratch
 
@@ -25,7 +24,7 @@ def pretrain_source_if_needed(config, resolved, *, strategy, image_size, global_
     source = tasks.load_for(config, "source",
                             tuple(task["classes"]) if task["classes"] else None,
                             task["dataset"], config.source_examples_per_class)
-    for line in folder_dataset.summary_lines(source.report) if source.report else ():
+    for line in folders.summary_lines(source.report) if source.report else ():
         logger.info(f"source task: {line}")
     logger.info(f"pretraining the base on the source task {source.name} "
                 f"({', '.join(source.class_names)}), {config.pretrain_epochs} epoch(s)")

@@ -15,8 +15,7 @@ from keras_transfer.data import pipeline
 from keras_transfer.evaluation import metrics as evaluate
 from keras_transfer.log import logger
 from keras_transfer.models import classifier as model_lib
-from keras_transfer.training import feature_cache, safety_net, scratch
-from keras_transfer.training import phase as phase_lib
+from keras_transfer.training import feature_cache, phase as phase_lib, safety_net, scratch
 
 
 @dataclasses.dataclass(frozen=True)
