@@ -8,6 +8,7 @@ import fcntl
 import json
 import os
 import shutil
+import socket
 
 from keras_transfer.config import ConfigError
 from keras_transfer.schema import CONFIG_FILE, METRICS_FILE
@@ -28,6 +29,47 @@ def locked(path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# Held (flock) by the process a run folder belongs to, for the run's whole
+# life; it holds "PID HOST SINCE" for the message of a second process.
+LOCK_FILE = ".keras_transfer.lock"
+
+
+class FolderLock:
+    """A run folder held exclusively by this process.
+
+    An OS lock (`flock`), so a killed run's folder is free again at once, with
+    no stale lock to clear; a second process (a retry, a double submit, a
+    scheduler restarting a job that is still alive) is refused with one line
+    naming the holder instead of training over it.
+    """
+
+    def __init__(self, folder):
+        self.path = os.path.join(folder, LOCK_FILE)
+        self._handle = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._handle.seek(0)
+            holder = self._handle.read().split() or ["another", "process", "?"]
+            self._handle.close()
+            pid, host, since = (holder + ["?", "?", "?"])[:3]
+            raise OutputDirError(
+                f"output_dir is in use by the run of process {pid} on {host} (since "
+                f"{since}); wait for it to end or stop it, or choose another "
+                f"--output_dir. Received: output_dir={folder!r}") from None
+        self._handle.seek(0)
+        self._handle.truncate()
+        self._handle.write(f"{os.getpid()} {socket.gethostname()} "
+                           f"{datetime.datetime.now().isoformat(timespec='seconds')}\n")
+        self._handle.flush()
+
+    def release(self):
+        """Frees the folder (the process's end does the same)."""
+        if not self._handle.closed:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+
+
 def default_output_dir(config):
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     return os.path.join("runs", f"{config.model}-{config.phase}-{stamp}")
@@ -45,7 +87,7 @@ def check_output_dir(path, phase):
         return "new"
     if not os.path.isdir(path):
         raise OutputDirError(f"output_dir exists and is not a folder. Received: output_dir={path!r}")
-    if not os.listdir(path):
+    if not [name for name in os.listdir(path) if name != LOCK_FILE]:
         return "new"
     has_phase_one = os.path.isfile(
         os.path.join(path, "checkpoints", "feature_extraction.weights.h5")
@@ -62,23 +104,31 @@ def check_output_dir(path, phase):
 
 
 def create_output_dir(config):
-    """Creates the run's folder; returns (path, state) with state as
-    `check_output_dir` says. A default folder is always new."""
+    """Creates the run's folder and takes its `FolderLock`; returns (path,
+    state, lock) with state as `check_output_dir` says, decided under the
+    lock. A default folder is always new."""
     if config.output_dir:
-        state = check_output_dir(config.output_dir, config.phase)
+        check_output_dir(config.output_dir, config.phase)  # Refused before creating it.
         try:
             os.makedirs(config.output_dir, exist_ok=True)
         except OSError as error:
             raise OutputDirError(
                 f"output_dir cannot be created ({error.strerror or error}). "
                 f"Received: output_dir={config.output_dir!r}") from None
-        return config.output_dir, state
+        lock = FolderLock(config.output_dir)
+        try:
+            # Again under the lock: a run that held the folder may have
+            # finished meanwhile, and a finished run is not resumed.
+            return config.output_dir, check_output_dir(config.output_dir, config.phase), lock
+        except OutputDirError:
+            lock.release()
+            raise
     base = default_output_dir(config)
     for attempt in range(1000):
         path = base if attempt == 0 else f"{base}-{attempt}"
         try:
             os.makedirs(path)
-            return path, "new"
+            return path, "new", FolderLock(path)
         except FileExistsError:
             continue
     raise OutputDirError(f"could not create a fresh output folder next to {base!r}")

@@ -144,7 +144,9 @@ def test_reused_output_dir_is_refused_before_anything_is_written(both_run, cache
 def test_default_output_dir_is_new_for_every_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = config_lib.RunConfig()
-    (first, _), (second, _) = outputs.create_output_dir(config), outputs.create_output_dir(config)
+    (first, _, one), (second, _, other) = (outputs.create_output_dir(config),
+                                           outputs.create_output_dir(config))
+    one.release(), other.release()
     assert first != second and os.path.isdir(first) and os.path.isdir(second)
 
 

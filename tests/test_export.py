@@ -95,6 +95,41 @@ def _declaring(png, width, height):
     return png[:16] + width.to_bytes(4, "big") + height.to_bytes(4, "big") + png[24:]
 
 
+def _bombs(pixels):
+    """A few hundred bytes each, headers declaring about 268 megapixels and
+    more: what a 10 KB lossless WebP of 16383 x 16383 did (34 s and 5.3 GB
+    for one request) before every format's header was checked."""
+    def patched(blob, at, data):
+        return blob[:at] + data + blob[at + len(data):]
+
+    lossless = _encode_webp(pixels, lossless=True)
+    assert lossless[12:16] == b"VP8L"
+    # 14 bits each of width - 1 and height - 1, from byte 21 on.
+    side = 16383 - 1
+    bits = (side | side << 14).to_bytes(4, "little")
+    lossy = _encode_webp(pixels, lossless=False)
+    assert lossy[12:16] == b"VP8 "
+    extended = (b"RIFF\x30\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x00\x00\x00\x00"
+                + (30000 - 1).to_bytes(3, "little") * 2 + bytes(16))
+    jpeg = _encode(pixels, "JPEG")
+    frame = jpeg.index(b"\xff\xc0")  # Baseline frame header: height, then width.
+    return {
+        "webp_lossless": patched(lossless, 21, bits),
+        "webp_lossy": patched(lossy, 26, (16383).to_bytes(2, "little") * 2),
+        "webp_extended": extended,
+        "gif": patched(_encode(pixels, "GIF"), 6, (65535).to_bytes(2, "little") * 2),
+        "bmp": patched(_encode(pixels, "BMP"), 18, (30000).to_bytes(4, "little") * 2),
+        "jpeg": patched(jpeg, frame + 5, (30000).to_bytes(2, "big") * 2),
+    }
+
+
+def _encode_webp(pixels, lossless):
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).convert("RGB").save(buffer, format="WEBP", lossless=lossless,
+                                                 quality=80)
+    return buffer.getvalue()
+
+
 def _pixels_as_served(contents, channels):
     """The pixels that lossy JPEG or palette GIF bytes really carry."""
     if contents[:2] == b"\xff\xd8":
@@ -189,6 +224,12 @@ def _requests(gray, rgb, folder):
         # A header declaring 20,000 x 20,000 pixels: refused before decoding.
         "huge_png": (gray, [_declaring(_encode(gray["images"][0], "PNG"), 20000, 20000)],
                      "error"),
+        # The same bomb in every other format the signature decodes.
+        **{f"huge_{kind}": (gray, [blob], "error")
+           for kind, blob in _bombs(gray["images"][0]).items()},
+        # A WebP whose first chunk is none the header reader knows: its size
+        # cannot be checked, so it is not decoded.
+        "unknown_webp": (gray, [b"RIFF\x24\x00\x00\x00WEBPXYZW" + bytes(24)], "error"),
         # One undecodable image among good ones.
         "bad_image": (
             gray,
@@ -317,7 +358,10 @@ def test_labels_txt_is_an_asset(request, setup, classes):
     ("rgb_pixels_gray", "[?,?,?,3]"),
     ("gray_pixels_nan", "pixels must be finite"),
     ("scalar_bytes", "[?]"),  # Not [batch] strings.
-    ("huge_png", "image larger than 50 megapixels, the limit of this export"),
+    *[(f"huge_{kind}", "image larger than 50 megapixels, the limit of this export")
+      for kind in ("png", "webp_lossless", "webp_lossy", "webp_extended", "gif", "bmp",
+                   "jpeg")],
+    ("unknown_webp", "a WebP whose header does not declare its size"),
 ])
 def test_pixels_of_the_wrong_kind_are_refused(served, case, says):
     outputs, _ = served

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import struct
 import zlib
 
@@ -13,10 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_transfer.data import folders
-from keras_transfer.data import (image_check, image_folder, image_headers, pipeline,
-                                 split_file, tasks)
-from keras_transfer.data import sources
+from conftest import run_python
+from keras_transfer.data import (folders, image_check, image_folder, image_headers, pipeline,
+                                 sources, split_file, tasks)
 
 COLOR = (200, 100, 50)
 FRACTIONS = dict(validation_fraction=0.2, test_fraction=0.2)
@@ -104,8 +104,35 @@ def test_discovery_counts_what_it_passes_over(messy):
         {**VALID, **BROKEN})
     # .DS_Store, .ipynb_checkpoints and .git are hidden; notes.txt and
     # README.md are not images; the TIFF is an image TensorFlow cannot read.
-    assert found.ignored == {"hidden": 3, "not_image": 2, "unsupported": 1}
+    assert found.ignored == {"hidden": 3, "not_image": 2, "unsupported": 1, "not_regular": 0}
     assert [os.path.basename(p) for p in found.unsupported] == ["scan.tiff"]
+
+
+def test_special_files_are_passed_over_and_named_never_opened(messy):
+    """A FIFO named `pipe.png` blocks whoever opens it, forever and through
+    Ctrl-C; a dangling link fails every read. Loading the folder passes over
+    every entry that is not a regular file and says so. Run in a process of
+    its own: were the FIFO opened, the test would fail on the timeout, not hang."""
+    os.mkfifo(os.path.join(messy, "cats", "pipe.png"))
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(os.path.join(messy, "dogs", "sock.png"))
+    code = ("import json, sys; from keras_transfer.data import folders, tasks; "
+            "data = tasks.load_task(sys.argv[1], None, role='target', seed=0, "
+            "validation_fraction=0.2, test_fraction=0.2, folder_policy=folders.FolderPolicy("
+            "max_broken_fraction=0.5, cache_dir=None)); "
+            "print(json.dumps({'report': data.report, 'lines': folders.summary_lines("
+            "data.report), 'examples': len(data.train) + len(data.validation) + "
+            "len(data.test)}))")
+    result = run_python(["-c", code, messy], timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.splitlines()[-1])
+    report = loaded["report"]
+    assert report["ignored"]["not_regular"] == 2
+    assert sorted(os.path.basename(path) for path in report["not_regular"]) == [
+        "pipe.png", "sock.png"]
+    sock.close()
+    assert "2 not a regular file" in loaded["lines"][0]
+    assert loaded["examples"] == len(VALID) + 8  # Every image, once; nothing else.
 
 
 def test_classes_leave_the_other_class_folders_unread(messy, tmp_path):
@@ -329,3 +356,19 @@ def test_a_run_on_a_messy_folder_says_what_it_used_and_skipped(messy, tmp_path, 
     assert metrics["test"]["examples"] == metrics["dataset"]["split_sizes"]["test"]
     # Recorded by its resolved path: how a restart knows it is the same folder.
     assert metrics["config"]["dataset"] == os.path.realpath(messy)
+
+
+def test_a_class_name_the_export_would_refuse_is_refused_before_training(tmp_path):
+    """A class folder named with a line break used to train to the end and
+    fail at export, and again on every resume: now the data is refused
+    before anything is written."""
+    root = make_folder(tmp_path / "lines", {"cats": 12, "two\nlines": 12})
+    output_dir = tmp_path / "run"
+    result = run_python(["-m", "keras_transfer.main", f"--dataset={root}",
+                         f"--output_dir={output_dir}", "--image_size=32", "--weights=none",
+                         f"--cache_dir={tmp_path / 'cache'}"], timeout=300)
+    assert result.returncode != 0
+    assert ("class names must be one line (an export's labels.txt holds one a line); "
+            "rename the class folder. Received: dataset class 'two\\nlines'") in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert not output_dir.exists()

@@ -103,6 +103,20 @@ def test_folder_walk_finds_image_files_only(images):
         [], [f"skipping {folder / 'empty'}: no image files in it"])
 
 
+def test_special_files_are_skipped_not_opened(tmp_path):
+    """A FIFO would block `predict` forever: named or found in a folder, it
+    is skipped with its reason, and the images beside it are answered."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(_png(np.zeros((4, 4, 3), np.uint8)))
+    fifo = folder / "pipe.png"
+    os.mkfifo(fifo)
+    found, warnings = _split(predict.image_files([str(folder), str(fifo)]))
+    assert found == [str(folder / "a.png")]
+    assert warnings == [f"skipping {fifo}: not a regular file (a FIFO, socket or device "
+                        "would never end a read)"] * 2
+
+
 @pytest.mark.parametrize("batch_size", [1, 3, 100])
 def test_bad_files_are_skipped_and_the_rest_answered(run_dir, images, batch_size):
     folder, good = images

@@ -10,6 +10,7 @@ exactly, in process, in test_loop.py.
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -148,3 +149,39 @@ def test_a_folder_dataset_is_known_by_its_resolved_path(tmp_path, monkeypatch):
     assert prepare._dataset_identity("clean") != spellings.pop()
     assert prepare._dataset_identity("digits") == "digits"
     assert prepare._dataset_identity("tfds:beans") == "tfds:beans"
+
+
+def test_a_live_run_holds_its_folder_and_the_same_command_again_is_refused(tmp_path):
+    """A retry or a double submit while the run is alive must not "resume"
+    over it: the second process stops with one line naming the holder, and
+    the first finishes as if alone. Its death frees the folder at once."""
+    output_dir, cache_dir = tmp_path / "run", tmp_path / "cache"
+    command = _command(output_dir, cache_dir)
+    first = subprocess.Popen(command, cwd=REPO, text=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+    deadline = time.time() + 300
+    while not (output_dir / "run_config.json").exists() and time.time() < deadline:
+        assert first.poll() is None, first.stdout.read()[-3000:]
+        time.sleep(0.05)
+    second = _run(command)
+    assert second.returncode != 0
+    assert (f"output_dir is in use by the run of process {first.pid} on "
+            f"{socket.gethostname()}") in second.stderr, second.stderr[-2000:]
+    assert "Traceback" not in second.stderr and "resuming" not in second.stdout
+    console = first.communicate(timeout=600)[0]
+    assert first.returncode == 0, console[-3000:]
+    assert "resuming" not in console
+    assert len(outputs.read_json(output_dir / "metrics.json")["phases"]) == 2
+    assert sorted(os.listdir(output_dir / "export")) == ["1"]  # One export, not two.
+
+    # A killed holder leaves nothing to clear: the next process takes the folder.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from keras_transfer import outputs; "
+         "lock = outputs.FolderLock(sys.argv[1]); print('held', flush=True); time.sleep(600)",
+         str(tmp_path)], cwd=REPO, text=True, stdout=subprocess.PIPE)
+    assert holder.stdout.readline() == "held\n"
+    with pytest.raises(outputs.OutputDirError, match=f"process {holder.pid} on"):
+        outputs.FolderLock(str(tmp_path))
+    holder.kill()
+    holder.wait()
+    outputs.FolderLock(str(tmp_path)).release()

@@ -63,6 +63,7 @@ def _report(found, checks, labels, stats, policy, flag_name):
         "misnamed": sum(_extension_mismatch(check) for check in checks if check.ok),
         "ignored": found.ignored,
         "unsupported": found.unsupported,
+        "not_regular": found.not_regular,
         "broken": [{"path": check.path, "reason": check.reason} for check in broken],
         "check": {**stats, "max_megapixels": policy.max_megapixels,
                   "max_broken_fraction": policy.max_broken_fraction},
@@ -129,7 +130,9 @@ def summary_lines(report):
     skipped = ", ".join(f"{count} {what}" for what, count in (
         ("hidden", ignored.get("hidden", 0)),
         ("not an image", ignored.get("not_image", 0)),
-        ("unsupported format (e.g. TIFF)", ignored.get("unsupported", 0))) if count)
+        ("unsupported format (e.g. TIFF)", ignored.get("unsupported", 0)),
+        ("not a regular file (a FIFO, socket or device; listed in data_report.json)",
+         ignored.get("not_regular", 0))) if count)
     lines = [
         f"found {report['files_found']:,} image files in {len(report['classes'])} "
         f"classes under {report['dataset']}"

@@ -117,12 +117,32 @@ def cache_file(cache_dir, root):
     return os.path.join(cache_dir, "image_checks", f"{digest}.json")
 
 
+# Each cached record's fields and the types they must have: a record of any
+# other shape (a file edited by hand, another tool's) is checked anew.
+_RECORD_TYPES = {"size": int, "mtime_ns": int, "format": (str, type(None)), "width": int,
+                 "height": int, "error": (str, type(None)), "decoded": bool}
+
+
+def _is_record(record):
+    return isinstance(record, dict) and all(
+        isinstance(record.get(key), types) for key, types in _RECORD_TYPES.items())
+
+
 def _load_cache(path):
+    """The cached records of a folder's files, those of the right shape only."""
     try:
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle).get("files", {})
-    except (OSError, ValueError, AttributeError):
-        return {}  # No cache yet, or an unreadable one: check everything.
+            cached = json.load(handle)
+    except FileNotFoundError:
+        return {}  # No cache yet: check everything.
+    except (OSError, ValueError) as error:
+        cached = error
+    files = cached.get("files") if isinstance(cached, dict) else None
+    if not isinstance(files, dict):
+        logger.warning(f"warning: the image-check cache {path} is unreadable or not one "
+                       "this tool wrote; every file is checked again and the cache rewritten")
+        return {}
+    return {key: record for key, record in files.items() if _is_record(record)}
 
 
 def _save_cache(path, root, records):

@@ -8,6 +8,7 @@ run can say what it found, used and skipped.
 import collections
 import dataclasses
 import os
+import stat
 from typing import Dict, List, Tuple
 
 from keras_transfer.config import ConfigError
@@ -33,8 +34,9 @@ class FolderScan:
     """What discovery found under `root`.
 
     `files` maps each class name to its sorted image paths; `ignored` counts
-    hidden entries, non-image files and unsupported image formats, and
-    `unsupported` lists (some of) the latter's paths.
+    hidden entries, non-image files, unsupported image formats and entries
+    that are not regular files (FIFOs, sockets, devices);
+    `unsupported` and `not_regular` list (some of) the paths of the last two.
     """
 
     root: str
@@ -42,6 +44,7 @@ class FolderScan:
     files: Dict[str, List[str]]
     ignored: Dict[str, int]
     unsupported: List[str]
+    not_regular: List[str] = dataclasses.field(default_factory=list)
 
     def paths_and_labels(self) -> Tuple[List[str], List[int]]:
         paths, labels = [], []
@@ -49,6 +52,16 @@ class FolderScan:
             paths.extend(self.files[name])
             labels.extend([index] * len(self.files[name]))
         return paths, labels
+
+
+def is_special_file(path):
+    """True for a FIFO, socket or device (or a link to one): named `x.png`, it
+    would block its reader or never end a read, so it is passed over, never
+    opened. A dangling link is not special: it is read and reported broken."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path)
+    except OSError:
+        return False
 
 
 def _is_hidden(name):
@@ -65,7 +78,7 @@ def list_class_folders(root):
     )
 
 
-def _walk_class(folder, ignored, unsupported):
+def _walk_class(folder, ignored, unsupported, not_regular):
     """Sorted image paths under `folder` (recursively); counts the rest.
 
     Sorting makes the file order, and so the splits and the shards of a
@@ -78,24 +91,31 @@ def _walk_class(folder, ignored, unsupported):
         subdirs[:] = sorted(name for name in subdirs if not _is_hidden(name))
         for name in names:
             lower = name.lower()
+            path = os.path.join(directory, name)
             if _is_hidden(name):
                 ignored["hidden"] += 1
+            elif is_special_file(path):
+                ignored["not_regular"] += 1
+                if len(not_regular) < LISTED_PER_KIND:
+                    not_regular.append(path)
             elif lower.endswith(IMAGE_EXTENSIONS):
-                paths.append(os.path.join(directory, name))
+                paths.append(path)
             elif lower.endswith(UNSUPPORTED_IMAGE_EXTENSIONS):
                 ignored["unsupported"] += 1
                 if len(unsupported) < LISTED_PER_KIND:
-                    unsupported.append(os.path.join(directory, name))
+                    unsupported.append(path)
             else:
                 ignored["not_image"] += 1
     return sorted(paths)
 
 
-def list_images(folder, unsupported=None):
+def list_images(folder, unsupported=None, not_regular=None):
     """Sorted image paths under `folder`, hidden and non-image files skipped;
     the paths of images TensorFlow cannot decode (TIFF, HEIC, ...) are added
-    to the list `unsupported` when one is given (the first LISTED_PER_KIND)."""
-    return _walk_class(folder, collections.Counter(), [] if unsupported is None else unsupported)
+    to the list `unsupported`, and those of entries that are not regular
+    files to `not_regular`, when given (the first LISTED_PER_KIND of each)."""
+    return _walk_class(folder, collections.Counter(), [] if unsupported is None else unsupported,
+                       [] if not_regular is None else not_regular)
 
 
 def scan(root, flag_name="dataset", classes=None):
@@ -130,23 +150,23 @@ def scan(root, flag_name="dataset", classes=None):
                 f"{', '.join(missing)}, not a class folder of {root!r}; its class folders: "
                 f"{', '.join(class_names)}")
         class_names = [name for name in class_names if name in set(classes)]
-    ignored = collections.Counter(hidden=0, not_image=0, unsupported=0)
+    ignored = collections.Counter(hidden=0, not_image=0, unsupported=0, not_regular=0)
     for entry in os.scandir(root):  # Loose files and hidden folders at the top.
         if entry.is_dir():
             ignored["hidden"] += _is_hidden(entry.name)
         else:
             ignored["hidden" if _is_hidden(entry.name) else "not_image"] += 1
-    unsupported = []
+    unsupported, not_regular = [], []
     files = {}
     for name in class_names:
         folder = os.path.join(root, name)
-        files[name] = _walk_class(folder, ignored, unsupported)
+        files[name] = _walk_class(folder, ignored, unsupported, not_regular)
         if not files[name]:
             raise FolderLayoutError(
                 f"class folder {folder!r} has no images "
                 f"(extensions: {', '.join(IMAGE_EXTENSIONS)})"
             )
-    return FolderScan(root, class_names, files, dict(ignored), unsupported)
+    return FolderScan(root, class_names, files, dict(ignored), unsupported, not_regular)
 
 
 def discover(root, flag_name="dataset"):

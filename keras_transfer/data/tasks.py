@@ -6,6 +6,7 @@ a run trains, validates and tests on.
 """
 
 from keras_transfer import config as config_lib
+from keras_transfer.data import class_names as class_names_lib
 from keras_transfer.data import folders, sources, split_file, splits
 from keras_transfer.data.sources import LabelledData
 
@@ -56,6 +57,7 @@ def load_task(spec, classes, *, role, seed, validation_fraction, test_fraction,
     class_names, examples = splits.select_classes(
         list(class_names), examples, list(classes), class_flag
     )
+    class_names_lib.check_one_line(class_names, flag)
     if report:
         folders.refuse_thin_classes(report, class_names, flag)
     (train, validation, test), split_summary = _split(

@@ -110,6 +110,8 @@ def run_to_model(config):
             raise
         raise distribute.StrategyError(distribute.cluster_failure_message(error)) from None
     finally:
+        if prepared.lock:
+            prepared.lock.release()
         if not writes:
             shutil.rmtree(prepared.output_dir, ignore_errors=True)
 

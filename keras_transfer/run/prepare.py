@@ -34,6 +34,8 @@ class PreparedRun:
       state: "new", "resume" (an interrupted run continues), "continue"
         (`--phase=fine_tune` in a finished run's folder) or "worker" (a
         multi-worker worker's scratch folder).
+      lock: the `outputs.FolderLock` this process holds on `output_dir` for
+        the run's life (None on a worker: only the chief holds the folder).
     """
 
     config: config_lib.RunConfig
@@ -45,6 +47,7 @@ class PreparedRun:
     run_config: dict
     previous: Optional[schema.RunRecord]
     state: str
+    lock: Optional[outputs.FolderLock]
 
 
 def resolve_image_size(config, data):
@@ -126,11 +129,28 @@ def prepare(config, strategy, writes):
         dataset=_dataset_identity(config.dataset))
     _check_settings(config, image_size, unfreeze)
     if writes:
-        output_dir, state = outputs.create_output_dir(config)
-    else:
-        output_dir, state = distribute.worker_scratch_dir(strategy, config.output_dir), "worker"
+        output_dir, state, lock = outputs.create_output_dir(config)
+    else:  # Only the chief holds the run folder; a worker has its scratch.
+        output_dir, state, lock = (distribute.worker_scratch_dir(strategy, config.output_dir),
+                                   "worker", None)
         shutil.rmtree(output_dir, ignore_errors=True)
         os.makedirs(output_dir)
+    try:
+        run_config = _record_settings(config, image_size, unfreeze, output_dir, state,
+                                      previous)
+    except BaseException:
+        if lock:
+            lock.release()
+        raise
+    data_summary.write_report(output_dir, data)
+    return PreparedRun(config=config, data=data, image_size=image_size, resolved=resolved,
+                       unfreeze=unfreeze, output_dir=output_dir, run_config=run_config,
+                       previous=previous, state=state, lock=lock)
+
+
+def _record_settings(config, image_size, unfreeze, output_dir, state, previous):
+    """Checks a continued or resumed run's settings against what it was
+    started with, then writes run_config.json; returns what it holds."""
     run_config = {**config.to_dict(), "image_size": image_size, "output_dir": output_dir,
                   "unfreeze_resolved": unfreeze}
     if previous is not None:
@@ -142,7 +162,4 @@ def prepare(config, strategy, writes):
         logger.info(f"resuming the interrupted run in {output_dir}: finished phases are "
                     "kept, the interrupted one continues from its last completed epoch")
     outputs.write_json(os.path.join(output_dir, schema.CONFIG_FILE), run_config)
-    data_summary.write_report(output_dir, data)
-    return PreparedRun(config=config, data=data, image_size=image_size, resolved=resolved,
-                       unfreeze=unfreeze, output_dir=output_dir, run_config=run_config,
-                       previous=previous, state=state)
+    return run_config

@@ -19,6 +19,7 @@ import keras
 import tensorflow as tf
 
 from keras_transfer import config as config_lib, faults
+from keras_transfer.data import class_names as class_names_lib
 from keras_transfer.serving import model_card, signatures, tflite as tflite_lib
 
 LABELS_FILE = "labels.txt"
@@ -101,9 +102,7 @@ def _check_arguments(model, class_names, image_size, channels):
             f"class_names must name each of the model's {num_classes} outputs. "
             f"Received: {len(class_names)} class_names={list(class_names)!r}"
         )
-    for name in class_names:
-        if "\n" in name or "\r" in name:
-            raise ValueError(f"class names must be one line. Received: {name!r}")
+    class_names_lib.check_one_line(class_names, "export")
 
 
 def _stage(model, staging, class_names, *, image_size, channels, card, tflite,

@@ -26,19 +26,26 @@ class Skipped:
     message: str
 
 
+_NOT_REGULAR = "not a regular file (a FIFO, socket or device would never end a read)"
+
+
 def image_files(paths):
     """Files given by name, and the image files under folders, in order;
     a `Skipped` for what cannot be classified."""
     for path in paths:
         if os.path.isdir(path):
-            unsupported = []
-            found = image_folder.list_images(path, unsupported)
-            if not found and not unsupported:
+            unsupported, not_regular = [], []
+            found = image_folder.list_images(path, unsupported, not_regular)
+            if not found and not unsupported and not not_regular:
                 yield Skipped(f"skipping {path}: no image files in it")
             yield from found
             for name in unsupported:
                 yield Skipped(f"skipping {name}: not a format TensorFlow decodes "
                               "(JPEG, PNG, BMP, GIF or WebP)")
+            for name in not_regular:
+                yield Skipped(f"skipping {name}: {_NOT_REGULAR}")
+        elif image_folder.is_special_file(path):
+            yield Skipped(f"skipping {path}: {_NOT_REGULAR}")
         elif os.path.exists(path):
             yield path  # Named explicitly: tried whatever its extension.
         else:

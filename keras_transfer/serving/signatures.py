@@ -101,13 +101,34 @@ def _number(header, start, length, big_endian):
                                                         8 * tf.range(length, dtype=tf.int64)))
 
 
+def _webp_pixels(header):
+    """Width x height of a WebP's first chunk (as `image_headers._webp_size`
+    reads it); -1 for a chunk the header reader does not know."""
+    def chunk_is(name):
+        return tf.reduce_all(tf.equal(header[12:16], tf.constant(list(name), tf.int64)))
+
+    b1, b2, b3 = header[22], header[23], header[24]
+    lossless = ((1 + (header[21] + tf.bitwise.left_shift(tf.bitwise.bitwise_and(b1, 0x3F), 8)))
+                * (1 + (tf.bitwise.right_shift(b1, 6) + tf.bitwise.left_shift(b2, 2)
+                        + tf.bitwise.left_shift(tf.bitwise.bitwise_and(b3, 0x0F), 10))))
+    lossy = (tf.bitwise.bitwise_and(_number(header, 26, 2, False), 0x3FFF)
+             * tf.bitwise.bitwise_and(_number(header, 28, 2, False), 0x3FFF))
+    extended = (1 + _number(header, 24, 3, False)) * (1 + _number(header, 27, 3, False))
+    pixels = tf.constant(-1, tf.int64)
+    for name, declared in ((b"VP8 ", lossy), (b"VP8L", lossless), (b"VP8X", extended)):
+        pixels = tf.where(chunk_is(name), declared, pixels)
+    return pixels
+
+
 def header_pixels(contents):
     """Width x height that an encoded image's header declares, read without
-    decoding it (JPEG, PNG, GIF, BMP); 0 for other formats (WebP)."""
-    header = _header_bytes(contents, 26)
+    decoding it (JPEG, PNG, GIF, BMP, WebP); -1 for a WebP whose header this
+    reader does not know (refused: its size cannot be checked), 0 for what
+    is no image (the decoder refuses it)."""
+    header = _header_bytes(contents, 30)
 
-    def starts_with(signature):
-        return tf.reduce_all(tf.equal(header[:len(signature)],
+    def starts_with(signature, at=0):
+        return tf.reduce_all(tf.equal(header[at:at + len(signature)],
                                       tf.constant(list(signature), tf.int64)))
 
     bmp_height = _number(header, 22, 4, False)  # Signed: negative means top-down.
@@ -116,6 +137,8 @@ def header_pixels(contents):
         (starts_with(b"\x89PNG"), _number(header, 16, 4, True) * _number(header, 20, 4, True)),
         (starts_with(b"GIF8"), _number(header, 6, 2, False) * _number(header, 8, 2, False)),
         (starts_with(b"BM"), _number(header, 18, 4, False) * bmp_height),
+        (tf.logical_and(starts_with(b"RIFF"), starts_with(b"WEBP", at=8)),
+         _webp_pixels(header)),
     ]
     pixels = tf.constant(0, tf.int64)
     for matches, declared in candidates:
@@ -130,11 +153,16 @@ def _within(contents, max_megapixels):
     """`contents`, once its header is within the export's pixel limit: a
     400 kB PNG can declare 20,000 x 20,000 pixels, 1.2 GB once decoded."""
     limit = int(max_megapixels * 1e6)
+    pixels = header_pixels(contents)
+    known = tf.debugging.assert_greater_equal(
+        pixels, tf.constant(0, tf.int64),
+        message="a WebP whose header does not declare its size in a known chunk "
+                "(VP8, VP8L, VP8X); not decoded")
     check = tf.debugging.assert_less_equal(
-        header_pixels(contents), tf.constant(limit, tf.int64),
+        pixels, tf.constant(limit, tf.int64),
         message=f"image larger than {max_megapixels:g} megapixels, the limit of this "
                 "export (--max_megapixels of its run); not decoded")
-    with tf.control_dependencies([check]):
+    with tf.control_dependencies([known, check]):
         return tf.identity(contents)
 
 

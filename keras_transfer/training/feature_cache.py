@@ -33,7 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_transfer import config as config_lib
+from keras_transfer import config as config_lib, integrity
 from keras_transfer.data import pipeline
 from keras_transfer.evaluation import metrics as evaluate
 from keras_transfer.log import logger
@@ -100,6 +100,7 @@ def record(trunk, views, path, verbose=0):
     temporary = f"{path}.tmp-{os.getpid()}"
     shutil.rmtree(temporary, ignore_errors=True)
     stream.save(temporary)
+    integrity.seal(temporary, os.listdir(temporary))  # Last: the recording is whole.
     try:
         os.replace(temporary, path)
     except OSError:
@@ -112,10 +113,15 @@ def record(trunk, views, path, verbose=0):
 
 
 def load_or_record(path, trunk, views, verbose=0):
-    """The features stored at `path` when recorded before, else recorded
-    there now (`record`). Returns (stored dataset, reused)."""
+    """The features stored at `path` when recorded before and whole (their
+    manifest verified), else recorded there now (`record`); a damaged
+    recording is set aside first. Returns (stored dataset, reused)."""
     if os.path.isdir(path):
-        return tf.data.Dataset.load(path), True
+        problem = integrity.problem(path)
+        if problem is None:
+            return tf.data.Dataset.load(path), True
+        integrity.set_aside(os.path.dirname(path), [os.path.basename(path)],
+                            f"{os.path.basename(path)}: {problem}")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     return record(trunk, views, path, verbose), False
 
@@ -250,9 +256,9 @@ def phase_one_inputs(classifier, data, config, ctx, resolved):
     width = stored["train"].element_spec[0].shape[-1]
     what = (f"{copies} augmented view(s) of each training image (each epoch draws one)"
             if config.augment else "the train and validation splits")
-    logger.info(("reusing the base features recorded" if all(reused) else "recorded the base features")
-        + f" of {what} ({width} per image, {folder}); phase 1 trains the head on them "
-        + ("in memory" if in_memory else "streamed from disk"))
+    done = "reusing the base features recorded" if all(reused) else "recorded the base features"
+    logger.info(f"{done} of {what} ({width} per image, {folder}); phase 1 trains the head "
+                f"on them {'in memory' if in_memory else 'streamed from disk'}")
     common = dict(batch_size=ctx.global_batch, in_memory=in_memory)
     return RecordedInputs(
         fit_model=head,

@@ -5,7 +5,7 @@ import contextlib
 import os
 import shutil
 
-from keras_transfer import outputs
+from keras_transfer import integrity, outputs
 from keras_transfer.data import folders, tasks
 from keras_transfer.log import logger
 from keras_transfer.training import scratch
@@ -18,7 +18,7 @@ def pretrain_source_if_needed(config, resolved, *, strategy, image_size, global_
     Returns the pretraining's `PhaseResult`, or None when nothing was trained
     (not a source base, cached already, or cached meanwhile by another run).
     """
-    if resolved.kind != "source" or os.path.isfile(resolved.load):
+    if resolved.kind != "source" or _usable(resolved.load, set_aside=writes):
         return None
     task = resolved.source_task
     source = tasks.load_for(config, "source",
@@ -31,6 +31,19 @@ def pretrain_source_if_needed(config, resolved, *, strategy, image_size, global_
     return pretrain_source_base(
         source, resolved.load, config=config, strategy=strategy, image_size=image_size,
         global_batch=global_batch, writes=writes, scratch_dir=scratch_dir)
+
+
+def _usable(path, set_aside=True):
+    """Whether the cached base at `path` is whole (its manifest verified); a
+    damaged one is set aside (by the process that writes the cache: the
+    chief of a cluster), to be pretrained again."""
+    folder, name = os.path.split(path)
+    problem = integrity.problem(folder)
+    if problem is None:
+        return True
+    if set_aside and os.path.lexists(path):  # Damaged, or from before manifests.
+        integrity.set_aside(folder, [name], problem)
+    return False
 
 
 def pretrain_source_base(source_data, path, *, config, strategy, image_size, global_batch,
@@ -49,7 +62,7 @@ def pretrain_source_base(source_data, path, *, config, strategy, image_size, glo
     os.makedirs(folder, exist_ok=True)
     work = os.path.join(folder, ".work")
     with (outputs.locked(os.path.join(folder, ".lock")) if writes else contextlib.nullcontext()):
-        if writes and os.path.isfile(path):
+        if writes and _usable(path):  # Another run cached it while this one waited.
             return None
         classifier, result = scratch.train_from_scratch(
             "source_pretrain", source_data, config=config, strategy=strategy,
@@ -59,5 +72,6 @@ def pretrain_source_base(source_data, path, *, config, strategy, image_size, glo
         )
         if writes:
             scratch.save_base_weights(classifier, path)
+            integrity.seal(folder, [os.path.basename(path)])  # Last: the entry is whole.
             shutil.rmtree(work, ignore_errors=True)
     return result
