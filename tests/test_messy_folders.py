@@ -104,7 +104,8 @@ def test_discovery_counts_what_it_passes_over(messy):
         {**VALID, **BROKEN})
     # .DS_Store, .ipynb_checkpoints and .git are hidden; notes.txt and
     # README.md are not images; the TIFF is an image TensorFlow cannot read.
-    assert found.ignored == {"hidden": 3, "not_image": 2, "unsupported": 1, "not_regular": 0}
+    assert found.ignored == {"hidden": 3, "not_image": 2, "unsupported": 1, "not_regular": 0,
+                             "duplicate": 0}
     assert [os.path.basename(p) for p in found.unsupported] == ["scan.tiff"]
 
 
@@ -133,6 +134,27 @@ def test_special_files_are_passed_over_and_named_never_opened(messy):
     sock.close()
     assert "2 not a regular file" in loaded["lines"][0]
     assert loaded["examples"] == len(VALID) + 8  # Every image, once; nothing else.
+
+
+def test_one_file_under_two_classes_stops_the_run_and_a_link_within_one_is_used_once(
+        tmp_path):
+    """A class folder that is a link to another trains the same images under
+    two labels without a word; a file linked twice into one class would be
+    counted twice (and could land in train and test)."""
+    root = tmp_path / "linked"
+    make_folder(root, {"cats": 6, "dogs": 6})
+    os.symlink(root / "cats" / "000.png", root / "cats" / "again.png")
+    os.link(root / "dogs" / "000.png", root / "dogs" / "hard.png")
+    found = image_folder.scan(str(root))
+    assert found.ignored["duplicate"] == 2
+    assert [len(found.files[name]) for name in ("cats", "dogs")] == [6, 6]
+    (root / "lions").symlink_to(root / "cats", target_is_directory=True)
+    with pytest.raises(image_folder.FolderLayoutError,
+                       match="one file is in two classes, 'cats' and 'lions'"):
+        image_folder.scan(str(root))
+    # Only the classes asked for are walked: without lions the folder trains.
+    assert image_folder.scan(str(root), classes=("cats", "dogs")).class_names == [
+        "cats", "dogs"]
 
 
 def test_classes_leave_the_other_class_folders_unread(messy, tmp_path):

@@ -132,7 +132,9 @@ def summary_lines(report):
         ("not an image", ignored.get("not_image", 0)),
         ("unsupported format (e.g. TIFF)", ignored.get("unsupported", 0)),
         ("not a regular file (a FIFO, socket or device; listed in data_report.json)",
-         ignored.get("not_regular", 0))) if count)
+         ignored.get("not_regular", 0)),
+        ("a second path to a file already used (a link)", ignored.get("duplicate", 0)))
+        if count)
     lines = [
         f"found {report['files_found']:,} image files in {len(report['classes'])} "
         f"classes under {report['dataset']}"

@@ -34,8 +34,9 @@ class FolderScan:
     """What discovery found under `root`.
 
     `files` maps each class name to its sorted image paths; `ignored` counts
-    hidden entries, non-image files, unsupported image formats and entries
-    that are not regular files (FIFOs, sockets, devices);
+    hidden entries, non-image files, unsupported image formats, entries
+    that are not regular files (FIFOs, sockets, devices) and second paths to
+    a file of the same class (used once);
     `unsupported` and `not_regular` list (some of) the paths of the last two.
     """
 
@@ -109,6 +110,30 @@ def _walk_class(folder, ignored, unsupported, not_regular):
     return sorted(paths)
 
 
+def _once(paths, class_name, seen, ignored):
+    """`paths` without a second path to a file already listed (a link, a hard
+    link): within one class it is used once and counted; under another class
+    it would train under two labels, so the folder is refused."""
+    kept = []
+    for path in paths:
+        try:
+            stat = os.stat(path)
+        except OSError:  # Unreadable: the image check reports it.
+            kept.append(path)
+            continue
+        first = seen.setdefault((stat.st_dev, stat.st_ino), (class_name, path))
+        if first[1] == path:
+            kept.append(path)
+        elif first[0] == class_name:
+            ignored["duplicate"] += 1
+        else:
+            raise FolderLayoutError(
+                f"one file is in two classes, {first[0]!r} and {class_name!r}, as {first[1]!r} "
+                f"and {path!r} (a link, or a class folder linking to another): an image has "
+                "one label; remove one of them")
+    return kept
+
+
 def list_images(folder, unsupported=None, not_regular=None):
     """Sorted image paths under `folder`, hidden and non-image files skipped;
     the paths of images TensorFlow cannot decode (TIFF, HEIC, ...) are added
@@ -150,17 +175,19 @@ def scan(root, flag_name="dataset", classes=None):
                 f"{', '.join(missing)}, not a class folder of {root!r}; its class folders: "
                 f"{', '.join(class_names)}")
         class_names = [name for name in class_names if name in set(classes)]
-    ignored = collections.Counter(hidden=0, not_image=0, unsupported=0, not_regular=0)
+    ignored = collections.Counter(hidden=0, not_image=0, unsupported=0, not_regular=0,
+                                  duplicate=0)
     for entry in os.scandir(root):  # Loose files and hidden folders at the top.
         if entry.is_dir():
             ignored["hidden"] += _is_hidden(entry.name)
         else:
             ignored["hidden" if _is_hidden(entry.name) else "not_image"] += 1
     unsupported, not_regular = [], []
-    files = {}
+    files, seen = {}, {}
     for name in class_names:
         folder = os.path.join(root, name)
-        files[name] = _walk_class(folder, ignored, unsupported, not_regular)
+        files[name] = _once(_walk_class(folder, ignored, unsupported, not_regular), name, seen,
+                            ignored)
         if not files[name]:
             raise FolderLayoutError(
                 f"class folder {folder!r} has no images "
