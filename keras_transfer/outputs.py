@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 
+from keras_transfer import disk_space
 from keras_transfer.config import ConfigError
 from keras_transfer.schema import CONFIG_FILE, METRICS_FILE
 
@@ -137,9 +138,17 @@ def create_output_dir(config):
 def write_json(path, data):
     """Writes JSON via a temporary file and a rename: never half-written."""
     temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=False)
-        handle.write("\n")
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=False)
+            handle.write("\n")
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        if disk_space.is_out_of_space(error):
+            raise disk_space.full(os.path.dirname(path) or ".", os.path.basename(path),
+                            len(json.dumps(data, indent=2))) from None
+        raise
     os.replace(temporary, path)
 
 
@@ -150,7 +159,16 @@ def save_weights_atomically(model, path, before_rename=None):
     `before_rename` runs between the two (a fault-injection point)."""
     folder, name = os.path.split(path)
     temporary = os.path.join(folder, f".tmp-{os.getpid()}-{name}")
-    model.save_weights(temporary)
+    needed = disk_space.weights_bytes(model)
+    disk_space.require(folder, name, needed)
+    try:
+        model.save_weights(temporary)
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        if disk_space.is_out_of_space(error):
+            raise disk_space.full(folder, name, needed + disk_space.HEADROOM_BYTES) from None
+        raise
     if before_rename is not None:
         before_rename()
     os.replace(temporary, path)

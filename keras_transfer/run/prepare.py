@@ -10,7 +10,7 @@ import os
 import shutil
 from typing import Any, Optional
 
-from keras_transfer import config as config_lib, outputs, schema
+from keras_transfer import config as config_lib, disk_space, outputs, schema
 from keras_transfer.data import summary as data_summary, tasks
 from keras_transfer.log import logger
 from keras_transfer.models import backbones, classifier as model_lib, weights
@@ -130,6 +130,8 @@ def prepare(config, strategy, writes):
     _check_settings(config, image_size, unfreeze)
     if writes:
         output_dir, state, lock = outputs.create_output_dir(config)
+        # What a killed or disk-full save left behind keeps a full disk full.
+        disk_space.remove_stale_temporaries(output_dir)
     else:  # Only the chief holds the run folder; a worker has its scratch.
         output_dir, state, lock = (distribute.worker_scratch_dir(strategy, config.output_dir),
                                    "worker", None)

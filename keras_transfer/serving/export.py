@@ -18,7 +18,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from keras_transfer import config as config_lib, faults
+from keras_transfer import config as config_lib, disk_space, faults
 from keras_transfer.data import class_names as class_names_lib
 from keras_transfer.serving import model_card, signatures, tflite as tflite_lib
 
@@ -193,6 +193,9 @@ def export_model(model, export_base, class_names, *, image_size, channels, card=
     _check_arguments(model, class_names, image_size, channels)
     os.makedirs(export_base, exist_ok=True)
     remove_staging(export_base)
+    # The SavedModel's variables, and as much again for a TFLite copy.
+    needed = disk_space.weights_bytes(model) * (2 if tflite else 1)
+    disk_space.require(export_base, "the export", needed)
     staging = tempfile.mkdtemp(prefix=_staging_prefix(), dir=export_base)
     try:
         folder = _stage(model, staging, class_names, image_size=image_size,
@@ -200,6 +203,11 @@ def export_model(model, export_base, class_names, *, image_size, channels, card=
                         max_megapixels=max_megapixels)
         faults.reached("export")
         return _publish(folder, export_base)
+    except (OSError, tf.errors.OpError) as error:
+        if disk_space.is_out_of_space(error):
+            raise disk_space.full(export_base, "the export",
+                                  needed + disk_space.HEADROOM_BYTES) from None
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

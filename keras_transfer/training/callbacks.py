@@ -6,6 +6,7 @@ accumulates it batch by batch in a variable during its own validation pass:
 no second pass over the data and no Python list of predictions.
 """
 
+import contextlib
 import io
 import os
 
@@ -13,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_transfer import disk_space
 from keras_transfer.evaluation import plots
 
 
@@ -73,10 +75,18 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
 
     def on_epoch_end(self, epoch, logs=None):
         final = self.filepath
-        self.filepath = os.path.join(os.path.dirname(final),
-                                     f".tmp-{os.getpid()}-{os.path.basename(final)}")
+        folder, name = os.path.split(final)
+        needed = disk_space.weights_bytes(self.model)
+        disk_space.require(folder, name, needed)
+        self.filepath = os.path.join(folder, f".tmp-{os.getpid()}-{name}")
         try:
             super().on_epoch_end(epoch, logs)
+        except BaseException as error:
+            with contextlib.suppress(OSError):
+                os.remove(self.filepath)
+            if disk_space.is_out_of_space(error):
+                raise disk_space.full(folder, name, needed + disk_space.HEADROOM_BYTES) from None
+            raise
         finally:
             temporary, self.filepath = self.filepath, final
         if os.path.exists(temporary):

@@ -33,7 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_transfer import config as config_lib, integrity
+from keras_transfer import config as config_lib, disk_space, integrity
 from keras_transfer.data import pipeline
 from keras_transfer.evaluation import metrics as evaluate
 from keras_transfer.log import logger
@@ -123,6 +123,7 @@ def load_or_record(path, trunk, views, verbose=0):
         integrity.set_aside(os.path.dirname(path), [os.path.basename(path)],
                             f"{os.path.basename(path)}: {problem}")
     os.makedirs(os.path.dirname(path), exist_ok=True)
+    disk_space.remove_stale_temporaries(os.path.dirname(path))  # Killed recordings'.
     return record(trunk, views, path, verbose), False
 
 

@@ -5,7 +5,7 @@ import contextlib
 import os
 import shutil
 
-from keras_transfer import integrity, outputs
+from keras_transfer import disk_space, integrity, outputs
 from keras_transfer.data import folders, tasks
 from keras_transfer.log import logger
 from keras_transfer.training import scratch
@@ -64,6 +64,8 @@ def pretrain_source_base(source_data, path, *, config, strategy, image_size, glo
     with (outputs.locked(os.path.join(folder, ".lock")) if writes else contextlib.nullcontext()):
         if writes and _usable(path):  # Another run cached it while this one waited.
             return None
+        if writes:  # What a killed or disk-full pretraining left behind.
+            disk_space.remove_stale_temporaries(folder)
         classifier, result = scratch.train_from_scratch(
             "source_pretrain", source_data, config=config, strategy=strategy,
             image_size=image_size, global_batch=global_batch,
