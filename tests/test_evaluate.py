@@ -179,3 +179,38 @@ def test_nan_outputs_of_a_diverged_model_are_scored_as_uniform_guesses():
     result = evaluate.report(labels, clean, NAMES, count)
     assert result["non_finite_outputs"] == 10
     assert result["accuracy"] == pytest.approx(skm.accuracy_score(labels, clean.argmax(axis=1)))
+
+
+def test_each_test_image_is_counted_once_and_the_unreadable_are_counted(tmp_path, console):
+    """A test image deleted or damaged during a run used to be dropped and
+    its slot refilled by the next image: evaluation counted an image twice,
+    without a word. Now each readable image counts once, and the report and
+    the console say how many could not be read."""
+    from PIL import Image
+
+    from keras_transfer.data import pipeline, sources
+
+    files, labels = [], []
+    for index in range(6):
+        files.append(str(tmp_path / f"{index}.png"))
+        Image.new("RGB", (8, 8), (40 * index, 0, 0)).save(files[-1])
+        labels.append(index % 2)
+    test = sources.Examples(labels=np.array(labels), files=np.array(files, dtype=object))
+    dataset = pipeline.make_dataset(test, num_classes=2, batch_size=4, image_size=8,
+                                    channels=3, exact=True)
+    os.remove(files[1])  # Gone since the folder was checked.
+    with open(files[4], "wb") as handle:
+        handle.write(b"no longer a PNG")
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(2, activation="softmax")])
+    report, seen_labels, _, indices = evaluate.evaluate(model, dataset, ["a", "b"],
+                                                        expected=6)
+    assert list(indices) == [0, 2, 3, 5]  # Each readable image once, in order.
+    assert list(seen_labels) == [labels[i] for i in indices]
+    assert report["examples"] == 4 and report["unread"] == 2
+    assert ("warning: 2 of 6 test images could not be read (deleted or damaged since "
+            "they were checked); the test metrics count the other 4, each once") in (
+                console.readouterr().out)
+    images = evaluate.test_images(type("Data", (), {"test": test, "channels": 3})(), 8,
+                                  indices)
+    assert len(images) == 4 and images[3].shape == (8, 8, 3)

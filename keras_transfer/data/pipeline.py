@@ -65,7 +65,7 @@ def passes_per_epoch(examples, batch_size, min_steps):
 
 
 def make_dataset(examples, *, num_classes, batch_size, image_size, channels,
-                 training=False, seed=0, augment=(), min_steps=1):
+                 training=False, seed=0, augment=(), min_steps=1, exact=False):
     """Returns a batched `tf.data.Dataset` of (float32 pixels, one-hot labels).
 
     Args:
@@ -74,8 +74,14 @@ def make_dataset(examples, *, num_classes, batch_size, image_size, channels,
       training: shuffle (seeded, reshuffled every epoch) and augment.
       min_steps: in training, an epoch has at least this many batches
         (`passes_per_epoch`).
+      exact: for a test evaluation: each example at most once, a file that
+        cannot be read now left out rather than replaced by the next one,
+        and each element carries the example's index in `examples`, so the
+        evaluation counts each image once and knows which it read.
     """
     labels = tf.one_hot(examples.labels, num_classes, dtype=tf.float32)
+    if exact:
+        return _exact(examples, labels, batch_size, image_size, channels)
     if examples.images is not None:
         dataset = tf.data.Dataset.from_tensor_slices((examples.images, labels))
         dataset = dataset.map(
@@ -117,6 +123,23 @@ def make_dataset(examples, *, num_classes, batch_size, image_size, channels,
     return with_data_sharding(dataset.prefetch(AUTOTUNE))
 
 
+def _exact(examples, labels, batch_size, image_size, channels):
+    """`make_dataset(exact=True)`: (pixels, one-hot, index) batches."""
+    indices = tf.range(len(examples), dtype=tf.int64)
+    if examples.images is not None:
+        dataset = tf.data.Dataset.from_tensor_slices((examples.images, labels, indices)).map(
+            lambda image, label, index: (tf.cast(image, tf.float32), label, index),
+            num_parallel_calls=AUTOTUNE)
+    else:
+        paths = np.asarray(examples.files, dtype=str)
+        dataset = tf.data.Dataset.from_tensor_slices((paths, labels, indices)).map(
+            lambda path, label, index: (
+                decode_image(tf.io.read_file(path), channels, image_size), label, index),
+            num_parallel_calls=AUTOTUNE, deterministic=True,
+        ).ignore_errors(log_warning=True)  # Counted by the evaluation, not refilled.
+    return with_data_sharding(dataset.batch(batch_size).prefetch(AUTOTUNE))
+
+
 def augmented(batches, augment, seed):
     """`batches` of (pixels, labels) with the requested augmentations applied
     (seeded); unchanged when there are none."""
@@ -153,5 +176,6 @@ def training_datasets(data, config, image_size, global_batch):
 
 
 def test_dataset(data, image_size, global_batch):
-    """The test split's pipeline: every image once, in order."""
-    return make_dataset(data.test, **_batching(data, image_size, global_batch))
+    """The test split's pipeline: every readable image once, in order, with
+    its index (`make_dataset(exact=True)`)."""
+    return make_dataset(data.test, exact=True, **_batching(data, image_size, global_batch))

@@ -9,6 +9,7 @@ import tensorflow as tf
 from sklearn import metrics as skm
 
 from keras_transfer.data import pipeline
+from keras_transfer.log import logger
 
 CALIBRATION_BINS = 10
 CONFUSED_PAIRS = 5
@@ -34,26 +35,38 @@ def forward(model, channels):
     return _FORWARD[model]
 
 
-def outputs_over(model, dataset, verbose=0):
-    """Runs `model` once over a batched (images, one-hot) dataset; returns
-    (outputs, one-hot labels) as float32 arrays."""
-    outputs, labels = [], []
+def _outputs_indexed(model, dataset, verbose=0):
+    """Runs `model` once over batched (images, one-hot[, index]) elements;
+    returns (outputs, one-hot labels, indices or None)."""
+    outputs, labels, indices = [], [], []
     steps = int(dataset.cardinality())
     progress = keras.utils.Progbar(steps if steps > 0 else None, verbose=verbose,
                                    unit_name="batch") if verbose else None
-    for step, (images, one_hot) in enumerate(dataset):
+    for step, (images, one_hot, *index) in enumerate(dataset):
         outputs.append(keras.ops.convert_to_numpy(forward(model, images.shape[-1])(images)))
         labels.append(one_hot.numpy())
+        indices.extend(index[0].numpy() if index else ())
         if progress:
             progress.update(step + 1)
+    if not outputs:  # Not one image could be read.
+        raise ValueError("no test image could be read: every one was deleted or damaged "
+                         "since the data was checked")
     return (np.concatenate(outputs).astype(np.float32),
-            np.concatenate(labels).astype(np.float32))
+            np.concatenate(labels).astype(np.float32),
+            np.asarray(indices, np.int64) if indices else None)
+
+
+def outputs_over(model, dataset, verbose=0):
+    """Runs `model` once over a batched (images, one-hot) dataset; returns
+    (outputs, one-hot labels) as float32 arrays."""
+    return _outputs_indexed(model, dataset, verbose)[:2]
 
 
 def predict(model, dataset, verbose=0):
-    """Returns (labels, probabilities) over a batched (images, one-hot) dataset."""
-    probabilities, one_hot = outputs_over(model, dataset, verbose)
-    return np.argmax(one_hot, axis=1), probabilities.astype(np.float64)
+    """(labels, probabilities, indices) over batched (images, one-hot[, index])
+    elements; indices None when the dataset carries none."""
+    probabilities, one_hot, indices = _outputs_indexed(model, dataset, verbose)
+    return np.argmax(one_hot, axis=1), probabilities.astype(np.float64), indices
 
 
 class _DecodedFiles:
@@ -71,11 +84,13 @@ class _DecodedFiles:
         return pipeline.decode_image(contents, self.channels, self.image_size).numpy()
 
 
-def test_images(data, image_size):
-    """The test images as pixels, in the order `predict` sees them."""
-    if data.test.images is not None:
-        return data.test.images
-    return _DecodedFiles(data.test.files, data.channels, image_size)
+def test_images(data, image_size, indices=None):
+    """The test images as pixels, in the order `predict` saw them: those at
+    `indices` (what an exact evaluation read), or all."""
+    test = data.test if indices is None else data.test.take(indices)
+    if test.images is not None:
+        return test.images
+    return _DecodedFiles(test.files, data.channels, image_size)
 
 
 def top_k_for(num_classes):
@@ -208,11 +223,23 @@ def summary(full_report):
     return {key: full_report[key] for key in SUMMARY_KEYS}
 
 
-def evaluate(model, dataset, class_names, verbose=0):
-    """Predicts the test split once and returns (report dict, labels, probs)."""
+def evaluate(model, dataset, class_names, verbose=0, expected=None):
+    """Predicts the test split once; returns (report dict, labels, probs,
+    indices of the examples read, or None when the dataset carries none).
+
+    With `expected` (the split's size), the report's `unread` counts the
+    images that could not be read now (deleted or damaged since they were
+    checked), and a warning says so: the metrics count each image read once.
+    """
     start = time.time()
-    labels, probabilities = predict(model, dataset, verbose)
+    labels, probabilities, indices = predict(model, dataset, verbose)
     probabilities, non_finite = replace_non_finite(probabilities)
     result = report(labels, probabilities, class_names, non_finite)
+    result["unread"] = max(0, expected - len(labels)) if expected is not None else 0
+    if result["unread"]:
+        logger.warning(
+            f"warning: {result['unread']} of {expected} test images could not be read "
+            "(deleted or damaged since they were checked); the test metrics count the "
+            f"other {len(labels)}, each once")
     result["seconds"] = round(time.time() - start, 2)
-    return result, labels, probabilities
+    return result, labels, probabilities, indices

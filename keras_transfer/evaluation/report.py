@@ -53,6 +53,10 @@ def _is_it_good(run):
         lines += [f"**The model outputs NaN for {test['non_finite_outputs']} of the "
                   f"{test['examples']} test images: its training diverged.** They are "
                   "scored as uniform guesses below.", ""]
+    if test.get("unread"):
+        lines += [f"**{test['unread']} test images could not be read** (deleted or damaged "
+                  "since the data was checked): the numbers below count the other "
+                  f"{test['examples']}, each once.", ""]
     rows = [("accuracy", _f(test["accuracy"]))]
     if k:
         rows.append((f"top-{k} accuracy", _f(test["top_k"])))

@@ -156,7 +156,8 @@ def _run(prepared, strategy, started):
                                   outcome.phases)
         run_record = dataclasses.replace(run_record, plots=plots.write_run_plots(
             ctx.output_dir, outcome.phases, report, outcome.final.labels,
-            outcome.final.probabilities, evaluate.test_images(data, ctx.image_size),
+            outcome.final.probabilities,
+            evaluate.test_images(data, ctx.image_size, outcome.final.indices),
             f"{config.model} on {data.name}"))
         if ctx.writes:  # Else a worker: the chief exports and writes the results.
             run_record = _export(prepared, outcome.classifier, run_record)

@@ -21,11 +21,13 @@ from keras_transfer.training import feature_cache, phase as phase_lib, safety_ne
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
     """The test split through one model: the full report (`evaluate.report`),
-    and the labels and probabilities the plots draw."""
+    the labels and probabilities the plots draw, and which test examples
+    were read (their indices in the split)."""
 
     report: dict
     labels: Any
     probabilities: Any
+    indices: Any = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +45,7 @@ class SeedOutcome:
 
 def evaluate_on_test(classifier, ctx, data, config):
     return Evaluation(*evaluate.evaluate(classifier, ctx.test_data, data.class_names,
-                                         config.verbose))
+                                         config.verbose, expected=len(data.test)))
 
 
 def _fine_tune_start(model, output_dir, previous):
