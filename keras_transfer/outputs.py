@@ -90,6 +90,7 @@ def check_output_dir(path, phase):
         raise OutputDirError(f"output_dir exists and is not a folder. Received: output_dir={path!r}")
     if not [name for name in os.listdir(path) if name != LOCK_FILE]:
         return "new"
+    tidy_finished(path)
     has_phase_one = os.path.isfile(
         os.path.join(path, "checkpoints", "feature_extraction.weights.h5")
     ) and os.path.isfile(os.path.join(path, METRICS_FILE))
@@ -221,6 +222,13 @@ def write_history_csv(path, phases):
                 row = [phase.history.get(key, [None] * phase.epochs_run)[offset] for key in keys]
                 writer.writerow([phase.name, phase.first_epoch + offset + 1, *row])
     os.replace(temporary, path)
+
+
+def tidy_finished(output_dir):
+    """A finished run's leftovers (its backups, when a kill came during the
+    final clean-up) are removed by the next command that looks at it."""
+    if os.path.isfile(os.path.join(output_dir, METRICS_FILE)):
+        remove_backups(output_dir)
 
 
 def remove_backups(output_dir):

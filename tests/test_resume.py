@@ -80,8 +80,13 @@ def test_killed_at_every_stage_the_same_command_finishes_the_run(tmp_path):
     with open(output_dir / "history.csv") as handle:
         epochs = [int(line.split(",")[1]) for line in handle.read().splitlines()[1:]]
     assert epochs == list(range(1, SETTINGS["epochs"] + SETTINGS["fine_tune_epochs"] + 1))
+    # A kill during the final clean-up would leave the backups in the finished
+    # run: the next command that looks at the folder removes them.
+    (output_dir / "backup" / "fine_tune").mkdir(parents=True)
+    (output_dir / "backup" / "fine_tune" / "epoch-2.weights.h5").write_bytes(b"x" * 1000)
     again = _run(command)
     assert again.returncode != 0 and "would be overwritten" in again.stderr
+    assert not (output_dir / "backup").exists()
 
 
 @pytest.mark.parametrize("sent", [signal.SIGKILL, signal.SIGINT])

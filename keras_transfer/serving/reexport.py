@@ -44,6 +44,7 @@ def read_run(run_dir):
             f"run_dir must be the output folder of a finished run (with "
             f"{schema.METRICS_FILE}). Received: run_dir={run_dir!r}"
         )
+    outputs.tidy_finished(run_dir)
     metrics = outputs.read_json(path)
     for key in ("config", "class_names", "dataset"):
         if key not in metrics:
