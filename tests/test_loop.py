@@ -14,12 +14,15 @@ from keras_transfer.training import loop
 from keras_transfer.training import phase as train
 
 
-def _data():
+def _data(shuffled=False):
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, 48)
     images = rng.normal(size=(48, 8, 8, 3)).astype("float32") + labels[:, None, None, None]
     one_hot = np.eye(3, dtype="float32")[labels]
-    return tf.data.Dataset.from_tensor_slices((images, one_hot)).batch(8)
+    dataset = tf.data.Dataset.from_tensor_slices((images, one_hot))
+    if shuffled:  # As the training pipeline shuffles: seeded, anew each epoch.
+        dataset = dataset.shuffle(48, seed=3, reshuffle_each_iteration=True)
+    return dataset.batch(8)
 
 
 def _model(dropout=0.3, learning_rate=0.01):
@@ -74,40 +77,47 @@ class _CrashAfter(keras.callbacks.Callback):
             raise _Crash()
 
 
-def _phase(model, folder, epochs, tmp_path, crash_after=None):
+def _phase(model, folder, epochs, tmp_path, crash_after=None, shuffled=False):
     checkpoint = keras.callbacks.ModelCheckpoint(
         str(tmp_path / "best.weights.h5"), save_best_only=True, save_weights_only=True)
     stopping = keras.callbacks.EarlyStopping(patience=50)
     backup = backup_lib.PhaseBackup(str(folder), watched=[checkpoint, stopping])
     crash = [_CrashAfter(crash_after)] if crash_after else []
     history = loop.Loop(model, tf.distribute.get_strategy()).fit(
-        _data(), validation_data=_data(), epochs=epochs,
+        _data(shuffled), validation_data=_data(), epochs=epochs,
         callbacks=[checkpoint, stopping, backup, *crash], resume=backup.restore)
     return history, checkpoint, stopping, backup
 
 
-@pytest.mark.parametrize("schedule", ["constant", "cosine"])
-def test_a_resumed_phase_ends_as_one_that_never_stopped(tmp_path, schedule):
-    """Killed after epoch 2 of 4 (the process gone: a new model object, all
+@pytest.mark.parametrize("schedule, crash_after", [("constant", 2), ("cosine", 2),
+                                                   ("cosine", 1), ("cosine", 3)])
+def test_a_resumed_phase_ends_as_one_that_never_stopped(tmp_path, schedule, crash_after):
+    """Killed after epoch N of 4 (the process gone: a new model object, all
     state from the backup files), the phase ends with the weights, optimizer
-    state, history and best-so-far of an uninterrupted one; a decaying
-    learning rate continues its curve rather than starting it again."""
+    state, history and best-so-far of an uninterrupted one, bit for bit: the
+    batches of the resumed epochs come in the order they would have (the
+    shuffle goes on from where it stopped), dropout draws the masks it would
+    have, and a decaying learning rate continues its curve."""
     steps = 4 * int(_data().cardinality())
 
     def model():
-        return _model(dropout=0.0, learning_rate=train.learning_rate_schedule(
+        keras.utils.set_random_seed(0)  # A new process starts from the seed.
+        return _model(dropout=0.3, learning_rate=train.learning_rate_schedule(
             schedule, 0.01, steps))
 
     whole = model()
-    expected, checkpoint, stopping, _ = _phase(whole, tmp_path / "whole", 4, tmp_path)
+    expected, checkpoint, stopping, _ = _phase(whole, tmp_path / "whole", 4, tmp_path,
+                                               shuffled=True)
 
     with pytest.raises(_Crash):
-        _phase(model(), tmp_path / "killed", 4, tmp_path, crash_after=2)
-    assert backup_lib.read_state(str(tmp_path / "killed"))["epoch"] == 2
+        _phase(model(), tmp_path / "killed", 4, tmp_path, crash_after=crash_after,
+               shuffled=True)
+    assert backup_lib.read_state(str(tmp_path / "killed"))["epoch"] == crash_after
     resumed = model()
-    history, checkpoint2, stopping2, backup = _phase(resumed, tmp_path / "killed", 4, tmp_path)
+    history, checkpoint2, stopping2, backup = _phase(resumed, tmp_path / "killed", 4, tmp_path,
+                                                     shuffled=True)
 
-    assert backup.resumed_from == 2
+    assert backup.resumed_from == crash_after
     assert _same_weights(whole, resumed)
     assert all(np.array_equal(x, y) for x, y in zip(
         whole.optimizer.variables, resumed.optimizer.variables))

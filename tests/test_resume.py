@@ -49,11 +49,14 @@ def test_killed_at_every_stage_the_same_command_finishes_the_run(tmp_path):
     """Killed during source pretraining, phase 1, phase 2 (while saving its
     backup) and the export; each restart continues, a restart with other
     settings is refused, and the finished run has every phase's epochs
-    exactly once and is never resumed again."""
+    exactly once, is never resumed again, and (with --deterministic) ends
+    bit-identical to the same run never stopped: dropout, augmentation and
+    the shuffle go on where they stood."""
     output_dir, cache_dir = tmp_path / "run", tmp_path / "cache"
-    command = _command(output_dir, cache_dir)
+    exact = dict(deterministic=True, augment="flip")
+    command = _command(output_dir, cache_dir, **exact)
     _killed(_run(command, kill_at="source_pretrain:1"))
-    other = _run(_command(output_dir, cache_dir, image_size=48))
+    other = _run(_command(output_dir, cache_dir, image_size=48, **exact))
     assert other.returncode != 0 and "holds a run with image_size=32" in other.stderr
     for point in ("feature_extraction:1", "fine_tune:2:saving", "export"):
         result = _run(command, kill_at=point)
@@ -80,6 +83,11 @@ def test_killed_at_every_stage_the_same_command_finishes_the_run(tmp_path):
     with open(output_dir / "history.csv") as handle:
         epochs = [int(line.split(",")[1]) for line in handle.read().splitlines()[1:]]
     assert epochs == list(range(1, SETTINGS["epochs"] + SETTINGS["fine_tune_epochs"] + 1))
+    never_stopped = _run(_command(tmp_path / "whole", tmp_path / "other_cache", **exact))
+    assert never_stopped.returncode == 0, never_stopped.stderr[-3000:]
+    whole = outputs.read_json(str(tmp_path / "whole" / "metrics.json"))
+    assert metrics["weights_fingerprint"] == whole["weights_fingerprint"]
+    assert metrics["test"]["accuracy"] == whole["test"]["accuracy"]
     # A kill during the final clean-up would leave the backups in the finished
     # run: the next command that looks at the folder removes them.
     (output_dir / "backup" / "fine_tune").mkdir(parents=True)

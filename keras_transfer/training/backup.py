@@ -7,7 +7,12 @@ write leaves a broken backup) and forgets the other callbacks: after a restart
 
     <folder>/epoch-<N>.weights.h5   the model's weights and optimizer slots
     <folder>/state.json             N, the history so far, the seconds spent,
-                                    and the best-so-far of the callbacks
+                                    the best-so-far of the callbacks, and the
+                                    states of the model's random generators
+
+With the loop drawing the batches of the done epochs again (`loop.Loop.fit`),
+a resumed phase trains on the batches, augmentations and dropout masks it
+would have had: with `--deterministic`, bit for bit.
 
 The weights file is written under a temporary name and renamed, then
 `state.json` (also renamed into place) is switched to it, then the previous
@@ -35,6 +40,14 @@ _RESUMABLE = {
     keras.callbacks.ModelCheckpoint: ("best",),
     keras.callbacks.EarlyStopping: ("wait", "best", "best_epoch", "stopped_epoch"),
 }
+
+
+def _seed_states(model):
+    """The states of `model`'s random generators (Dropout's masks): not in
+    its weights file, so kept in state.json, or a resumed phase would draw
+    the masks of its first epochs again."""
+    return [variable for variable in model.variables
+            if variable.path.endswith("seed_generator_state")]
 
 
 def _fields_of(callback):
@@ -86,6 +99,8 @@ class PhaseBackup(keras.callbacks.Callback):
         if state is None:
             return None
         self.model.load_weights(os.path.join(self.folder, state["weights"]))
+        for variable, value in zip(_seed_states(self.model), state.get("seed_states", [])):
+            variable.assign(value)
         for callback, saved in zip(self.watched, state["watched"]):
             for key, value in saved.items():
                 setattr(callback, key, value)
@@ -128,6 +143,8 @@ class PhaseBackup(keras.callbacks.Callback):
                          else getattr(callback, key) for key in _fields_of(callback)}
                         for callback in self.watched],
             "matrices": self.report.matrices if self.report is not None else [],
+            "seed_states": [keras.ops.convert_to_numpy(variable).tolist()
+                            for variable in _seed_states(self.model)],
         })
         if previous and previous["weights"] != name:
             _remove(os.path.join(self.folder, previous["weights"]))

@@ -134,6 +134,11 @@ class Loop:
         # boundaries and validation instead of starting cold every epoch,
         # which cost the first step of each epoch half a step again.
         batches = self._iterator(train_data.repeat())
+        # A resumed phase goes on where the shuffle (and the augmentation's
+        # random draws) stood: the batches of the epochs done before the
+        # restart are drawn again and dropped, not trained on.
+        for _ in range((start - initial_epoch) * steps if restored else 0):
+            next(batches)
         for epoch in range(start, epochs):
             self.model.reset_metrics()
             callback_list.on_epoch_begin(epoch)
