@@ -9,6 +9,7 @@ decodes what changed.
 """
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -146,11 +147,19 @@ def _load_cache(path):
 
 
 def _save_cache(path, root, records):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    """Writes the cache; a cache that cannot be written (a full disk, a
+    read-only folder) costs the next run a new check, not this run its data."""
     temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump({"root": os.path.abspath(root), "files": records}, handle)
-    os.replace(temporary, path)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump({"root": os.path.abspath(root), "files": records}, handle)
+        os.replace(temporary, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        logger.warning(f"warning: the image-check cache {path} could not be written "
+                       f"({error.strerror or error}); the next run checks the files again")
 
 
 def _progress(total, verbose):

@@ -99,8 +99,18 @@ def record(trunk, views, path, verbose=0):
     stream = tf.data.Dataset.from_generator(batches, output_signature=signature).unbatch()
     temporary = f"{path}.tmp-{os.getpid()}"
     shutil.rmtree(temporary, ignore_errors=True)
-    stream.save(temporary)
-    integrity.seal(temporary, os.listdir(temporary))  # Last: the recording is whole.
+    folder = os.path.dirname(path)
+    needed = 4 * (len(views) * width + num_classes) * max(1, steps) * _batch_size(views[0])
+    disk_space.require(folder, f"the recorded features ({os.path.basename(path)})", needed)
+    try:
+        stream.save(temporary)
+        integrity.seal(temporary, os.listdir(temporary))  # Last: the recording is whole.
+    except (OSError, tf.errors.OpError) as error:
+        shutil.rmtree(temporary, ignore_errors=True)
+        if disk_space.is_out_of_space(error):
+            raise disk_space.full(folder, f"the recorded features ({os.path.basename(path)})",
+                                  needed + disk_space.HEADROOM_BYTES) from None
+        raise
     try:
         os.replace(temporary, path)
     except OSError:
@@ -110,6 +120,12 @@ def record(trunk, views, path, verbose=0):
             raise
         shutil.rmtree(temporary, ignore_errors=True)
     return tf.data.Dataset.load(path)
+
+
+def _batch_size(batches):
+    """The batch size of a batched dataset (for a size estimate)."""
+    size = batches.element_spec[1].shape[0]
+    return int(size) if size else 32
 
 
 def load_or_record(path, trunk, views, verbose=0):
