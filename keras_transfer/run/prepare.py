@@ -140,11 +140,11 @@ def prepare(config, strategy, writes):
     try:
         run_config = _record_settings(config, image_size, unfreeze, output_dir, state,
                                       previous)
+        data_summary.write_report(output_dir, data)
     except BaseException:
-        if lock:
+        if lock:  # A refused run frees the folder (a notebook process lives on).
             lock.release()
         raise
-    data_summary.write_report(output_dir, data)
     return PreparedRun(config=config, data=data, image_size=image_size, resolved=resolved,
                        unfreeze=unfreeze, output_dir=output_dir, run_config=run_config,
                        previous=previous, state=state, lock=lock)
