@@ -9,9 +9,11 @@ import json
 import os
 import shutil
 import socket
+import time
 
 from keras_transfer import disk_space
 from keras_transfer.config import ConfigError
+from keras_transfer.log import logger
 from keras_transfer.schema import CONFIG_FILE, METRICS_FILE
 
 
@@ -20,14 +22,42 @@ class OutputDirError(ConfigError):
 
 
 @contextlib.contextmanager
-def locked(path):
-    """An exclusive lock on `path`; the OS releases it if the process dies."""
-    with open(path, "a", encoding="utf-8") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+def locked(path, what=None):
+    """An exclusive lock on `path`; the OS releases it if the process dies.
+    Yields the seconds it waited. When another process holds it and `what`
+    names what the lock guards, says who holds it and since when before
+    waiting: a silent wait of minutes reads as a hang."""
+    with open(path, "a+", encoding="utf-8") as handle:
+        started = time.time()
         try:
-            yield
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if what:
+                pid, host, since = _holder(handle)
+                logger.info(f"waiting for process {pid} on {host}, which holds {what} since "
+                            f"{since}; this run goes on when it is done")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        waited = round(time.time() - started, 2)
+        _claim(handle)
+        try:
+            yield waited
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _holder(handle):
+    """(PID, host, since) that the lock file's holder wrote (`_claim`)."""
+    handle.seek(0)
+    return tuple((handle.read().split() + ["?", "?", "?"])[:3])
+
+
+def _claim(handle):
+    """Writes this process's "PID HOST SINCE" into a lock file it holds."""
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()} {socket.gethostname()} "
+                 f"{datetime.datetime.now().isoformat(timespec='seconds')}\n")
+    handle.flush()
 
 
 # Held (flock) by the process a run folder belongs to, for the run's whole
@@ -50,19 +80,13 @@ class FolderLock:
         try:
             fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self._handle.seek(0)
-            holder = self._handle.read().split() or ["another", "process", "?"]
+            pid, host, since = _holder(self._handle)
             self._handle.close()
-            pid, host, since = (holder + ["?", "?", "?"])[:3]
             raise OutputDirError(
                 f"output_dir is in use by the run of process {pid} on {host} (since "
                 f"{since}); wait for it to end or stop it, or choose another "
                 f"--output_dir. Received: output_dir={folder!r}") from None
-        self._handle.seek(0)
-        self._handle.truncate()
-        self._handle.write(f"{os.getpid()} {socket.gethostname()} "
-                           f"{datetime.datetime.now().isoformat(timespec='seconds')}\n")
-        self._handle.flush()
+        _claim(self._handle)
 
     def release(self):
         """Frees the folder (the process's end does the same)."""

@@ -108,3 +108,34 @@ def test_an_image_check_cache_of_the_wrong_shape_is_ignored_and_rewritten(tmp_pa
         with open(cache) as handle:
             assert set(json.load(handle)["files"]) == {"a/0.png", "a/1.png", "a/2.png"}
     assert "image-check cache" in console.readouterr().out
+
+
+def test_a_run_waiting_for_another_pretraining_the_same_base_says_so(tmp_path, console):
+    """Two runs wanting the same source base: the second waits for the first
+    instead of training it too, and says whom it waits for and since when
+    rather than falling silent for minutes; the wait is returned (and so
+    recorded in metrics.json's timings as source_wait)."""
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    config = config_lib.RunConfig(weights="source", cache_dir=str(tmp_path / "cache"),
+                                  **{**TINY, "source_examples_per_class": 6})
+    resolved = weights.resolve(config, 32)
+    folder = os.path.dirname(resolved.load)
+    os.makedirs(folder)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from keras_transfer import outputs\n"
+         "with outputs.locked(sys.argv[1]):\n    print('held', flush=True); time.sleep(3)",
+         os.path.join(folder, ".lock")], cwd=REPO, text=True, stdout=subprocess.PIPE)
+    assert holder.stdout.readline() == "held\n"
+    result = source.pretrain_source_if_needed(
+        config, resolved, strategy=distribute.make_strategy("one_device"), image_size=32,
+        global_batch=16)
+    holder.wait()
+    printed = console.readouterr().out
+    assert (f"waiting for process {holder.pid} on {socket.gethostname()}, which holds the "
+            f"cache entry {folder} since ") in printed, printed
+    assert result.waited_seconds >= 1 and result.phase is not None  # Then it trained.

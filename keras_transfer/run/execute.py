@@ -137,7 +137,7 @@ def _run(prepared, strategy, started):
     try:
         ctx = _context(prepared, strategy)
         _summary(prepared, ctx)
-        source_result = source.pretrain_source_if_needed(
+        source_pretraining = source.pretrain_source_if_needed(
             config, prepared.resolved, strategy=strategy, image_size=ctx.image_size,
             global_batch=ctx.global_batch, writes=ctx.writes,
             scratch_dir=os.path.join(ctx.output_dir, "source_pretrain"))
@@ -151,7 +151,8 @@ def _run(prepared, strategy, started):
                 f"warning: the model outputs NaN for {report['non_finite_outputs']} of "
                 f"{report['examples']} test images: its training diverged (try a lower "
                 "--learning_rate or --fine_tune_learning_rate); its export answers NaN")
-        run_record = record.record_of(prepared, ctx, outcome, rows, source_result)
+        run_record = record.record_of(prepared, ctx, outcome, rows,
+                                       source_pretraining)
         outputs.write_history_csv(os.path.join(ctx.output_dir, "history.csv"),
                                   outcome.phases)
         run_record = dataclasses.replace(run_record, plots=plots.write_run_plots(

@@ -8,8 +8,12 @@ from keras_transfer.run import repeats
 from keras_transfer.serving import model_card
 
 
-def _timings(outcome, source_result):
-    timings = {"source_pretrain": source_result.seconds} if source_result else {}
+def _timings(outcome, source):
+    timings = {}
+    if source and source.waited_seconds:  # For another run pretraining the same base.
+        timings["source_wait"] = source.waited_seconds
+    if source and source.phase:
+        timings["source_pretrain"] = source.phase.seconds
     timings.update({phase.name: phase.seconds for phase in outcome.phases})
     timings["evaluate"] = outcome.final.report["seconds"]
     if outcome.baseline:
@@ -17,16 +21,16 @@ def _timings(outcome, source_result):
     return timings
 
 
-def _resumed(state, outcome, source_result):
+def _resumed(state, outcome, source):
     """Which phases continued a killed run's backup, and from which epoch."""
     resumed = {phase.name: phase.resumed_from_epoch for phase in outcome.phases
                if phase.resumed_from_epoch is not None}
-    if source_result and source_result.resumed_from_epoch is not None:
-        resumed["source_pretrain"] = source_result.resumed_from_epoch
+    if source and source.phase and source.phase.resumed_from_epoch is not None:
+        resumed["source_pretrain"] = source.phase.resumed_from_epoch
     return {"from_epoch": resumed} if state == "resume" or resumed else None
 
 
-def record_of(prepared, ctx, outcome, rows, source_result):
+def record_of(prepared, ctx, outcome, rows, source):
     """The `schema.RunRecord` of a trained run, before its plots and export.
 
     Logs the final weights' fingerprint and (with a baseline) transfer
@@ -41,13 +45,13 @@ def record_of(prepared, ctx, outcome, rows, source_result):
         dataset=data_summary.metrics_entry(prepared.data),
         strategy={"name": config.strategy, "replicas": ctx.strategy.num_replicas_in_sync,
                   "global_batch_size": ctx.global_batch},
-        source_pretrain=source_result.to_dict() if source_result else None,
+        source_pretrain=source.phase.to_dict() if source and source.phase else None,
         phases={phase.name: phase.to_dict() for phase in outcome.phases},
         test=outcome.final.report,
         class_names=tuple(prepared.data.class_names),
         weights_fingerprint=fingerprint,
         versions=model_card.versions(),
         **repeats.entries(outcome, rows),
-        resumed=_resumed(prepared.state, outcome, source_result),
-        timings=_timings(outcome, source_result),
+        resumed=_resumed(prepared.state, outcome, source),
+        timings=_timings(outcome, source),
     )

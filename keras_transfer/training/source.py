@@ -2,8 +2,10 @@
 cached by its settings, and reused by every later run with those settings."""
 
 import contextlib
+import dataclasses
 import os
 import shutil
+from typing import Any, Optional
 
 from keras_transfer import disk_space, integrity, outputs
 from keras_transfer.data import folders, tasks
@@ -11,12 +13,22 @@ from keras_transfer.log import logger
 from keras_transfer.training import scratch
 
 
+@dataclasses.dataclass(frozen=True)
+class SourcePretraining:
+    """What getting the source base took: the pretraining's `PhaseResult`
+    (None when another run cached the base while this one waited for it),
+    and the seconds spent waiting for that other run."""
+
+    phase: Optional[Any]
+    waited_seconds: float
+
+
 def pretrain_source_if_needed(config, resolved, *, strategy, image_size, global_batch,
                               writes=True, scratch_dir=None):
     """Pretrains and caches the source-task base unless the cache has it.
 
-    Returns the pretraining's `PhaseResult`, or None when nothing was trained
-    (not a source base, cached already, or cached meanwhile by another run).
+    Returns a `SourcePretraining`, or None when the base was there (or the
+    weights are not a source task's).
     """
     if resolved.kind != "source" or _usable(resolved.load, set_aside=writes):
         return None
@@ -48,8 +60,8 @@ def _usable(path, set_aside=True):
 
 def pretrain_source_base(source_data, path, *, config, strategy, image_size, global_batch,
                          writes=True, scratch_dir=None):
-    """Pretrains on the source task and caches the base at `path`; returns the
-    phase result, or None when another run cached it meanwhile.
+    """Pretrains on the source task and caches the base at `path`; returns a
+    `SourcePretraining`.
 
     The work folder belongs to the cache entry, not to the process: a run
     killed while pretraining leaves its per-epoch backup there, and the next
@@ -61,9 +73,11 @@ def pretrain_source_base(source_data, path, *, config, strategy, image_size, glo
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
     work = os.path.join(folder, ".work")
-    with (outputs.locked(os.path.join(folder, ".lock")) if writes else contextlib.nullcontext()):
+    lock = (outputs.locked(os.path.join(folder, ".lock"), what=f"the cache entry {folder}")
+            if writes else contextlib.nullcontext(0.0))
+    with lock as waited:
         if writes and _usable(path):  # Another run cached it while this one waited.
-            return None
+            return SourcePretraining(phase=None, waited_seconds=waited)
         if writes:  # What a killed or disk-full pretraining left behind.
             disk_space.remove_stale_temporaries(folder)
         classifier, result = scratch.train_from_scratch(
@@ -76,4 +90,4 @@ def pretrain_source_base(source_data, path, *, config, strategy, image_size, glo
             scratch.save_base_weights(classifier, path)
             integrity.seal(folder, [os.path.basename(path)])  # Last: the entry is whole.
             shutil.rmtree(work, ignore_errors=True)
-    return result
+    return SourcePretraining(phase=result, waited_seconds=waited)
