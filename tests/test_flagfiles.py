@@ -7,7 +7,7 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-from conftest import REPO
+from conftest import REPO, run_python
 from keras_transfer.cli import main as main_lib
 
 FLAGFILES = sorted(glob.glob(os.path.join(REPO, "flags", "*.flags")))
@@ -40,3 +40,24 @@ def test_flagfile_parses_into_a_valid_config(path, tmp_path):
                 flags.FLAGS[name].value = str(placeholder)
         config = main_lib.config_from_flags()
     assert config.model
+
+
+def test_no_recipe_fixes_an_output_folder():
+    """A flagfile that fixed --output_dir made its own second run "another
+    run" to be refused; a recipe leaves the folder to the user."""
+    for name in os.listdir(os.path.join(REPO, "flags")):
+        with open(os.path.join(REPO, "flags", name)) as handle:
+            assert not any(line.startswith("--output_dir") for line in handle), name
+
+
+def test_a_refused_output_dir_names_the_flagfile_that_set_it(tmp_path):
+    finished = tmp_path / "finished"
+    finished.mkdir()
+    (finished / "metrics.json").write_text("{}")
+    (finished / "run_config.json").write_text("{}")
+    flagfile = tmp_path / "mine.flags"
+    flagfile.write_text(f"--output_dir={finished}\n--weights=none\n")
+    result = run_python(["-m", "keras_transfer.main", f"--flagfile={flagfile}"], timeout=300)
+    assert result.returncode == 1
+    assert "would be overwritten" in result.stderr
+    assert f"(--output_dir was set by {flagfile})" in result.stderr, result.stderr[-2000:]

@@ -168,7 +168,7 @@ def main(argv):
         execute.run(config)
     except config_lib.ConfigError as error:
         # Settings or data the run cannot use: one line, no traceback.
-        sys.exit(f"keras_transfer: error: {error}")
+        sys.exit(f"keras_transfer: error: {error}{_origin_of_output_dir(error)}")
     except KeyboardInterrupt:
         # Every backup and checkpoint is renamed into place whole: what was
         # written stays usable, and the same command continues the run.
@@ -177,6 +177,31 @@ def main(argv):
         print(f"keras_transfer: interrupted; {again} continues the run from its last "
               "completed epoch", file=sys.stderr, flush=True)
         sys.exit(130)
+
+
+def _flagfile_setting(path, name):
+    """Whether the flagfile at `path` sets `--name`."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return any(line.strip().startswith(f"--{name}=") for line in handle)
+    except OSError:
+        return False
+
+
+def _origin_of_output_dir(error):
+    """Where an `--output_dir` that the error is about came from, when that
+    was a flagfile: a refusal to overwrite "another run" is puzzling when the
+    folder was fixed by a file the user never read."""
+    if "output_dir" not in str(error):
+        return ""
+    origin = None
+    for argument in sys.argv[1:]:  # Later settings win, as absl reads them.
+        if argument.startswith("--output_dir="):
+            origin = None
+        elif argument.startswith("--flagfile="):
+            path = argument.split("=", 1)[1]
+            origin = path if _flagfile_setting(path, "output_dir") else origin
+    return f" (--output_dir was set by {origin})" if origin else ""
 
 
 def run_cli():
