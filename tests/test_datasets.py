@@ -400,3 +400,10 @@ def test_tfds_download_offline_fails_fast_naming_dataset_and_dir(tmp_path, monke
     message = str(raised.value)
     assert "tfds:kt_offline_shapes" in message
     assert str(tmp_path) in message
+
+
+def test_a_tfds_failure_says_what_failed_and_what_installs_a_missing_module():
+    missing = ModuleNotFoundError("No module named 'apache_beam'", name="apache_beam")
+    assert sources._why(missing) == (
+        "its builder needs the module apache_beam, not installed: pip install apache-beam")
+    assert sources._why(OSError("connection refused\nmore")) == "OSError: connection refused"

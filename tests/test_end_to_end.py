@@ -201,10 +201,18 @@ def test_pretrain_then_weights_path(tmp_path, cache_dir):
 
 
 def test_source_base_is_cached_and_reused(tmp_path, cache_dir):
-    # The module fixture (or an earlier test) pretrained this configuration.
-    # The base cut lower: a target-only setting, the cached source base serves.
-    metrics = run_lib.run(_config(tmp_path, cache_dir, phase="feature_extraction",
-                                  base_layer="block3", export=False))
+    from keras_transfer.models import weights
+    from keras_transfer.training import distribute, source
+
+    config = _config(tmp_path, cache_dir, phase="feature_extraction", base_layer="block3",
+                     export=False)
+    # Cached by an earlier run of these settings (in this test process, which
+    # may be the first to need it); the base cut lower is a target-only
+    # setting, so that cached source base serves.
+    source.pretrain_source_if_needed(config, weights.resolve(config, 32), image_size=32,
+                                     strategy=distribute.make_strategy("one_device"),
+                                     global_batch=config.batch_size)
+    metrics = run_lib.run(config)
     assert metrics["source_pretrain"] is None
     assert "reusing cached" in metrics["weights"]["detail"]
     # --noexport: no SavedModel, and the export command writes it later, from

@@ -197,3 +197,32 @@ def test_when_scratch_wins_the_report_says_so_and_gives_a_ranking_command():
         assert argument[2:].split("=")[0] in flags.FLAGS, argument
     better = [_row(seed, 0.90 + seed / 100, 0.70) for seed in range(3)]
     assert "did not pay" not in report.render(_metrics([], rows=better))
+
+
+def _test_report(predicted, labels):
+    probabilities = np.eye(3)[predicted] * 0.8 + 0.2 / 3
+    return evaluate.report(np.asarray(labels), probabilities, NAMES)
+
+
+def test_is_it_good_names_both_baselines_and_below_chance_reads_as_below_chance():
+    # 25 test images, the largest class 9 of them (0.36); uniform guessing 1/3.
+    labels = [0] * 9 + [1] * 8 + [2] * 8
+    below = _test_report([2] * 9 + [1] * 6 + [0] * 10, labels)  # 6 of 25 right: 0.24.
+    assert report._how_good(below) == (
+        "no: test accuracy 0.240 is below chance (a uniform guess scores 0.333, always "
+        "answering the largest class 0.360)")
+    majority = _test_report([0] * 25, labels)  # 0.36: what the largest class scores.
+    assert report._how_good(majority).startswith(
+        "no: test accuracy 0.360 is no better than always answering the largest class")
+    good = _test_report(labels, labels)
+    assert report._how_good(good).startswith("test accuracy 1.000, macro F1 1.000")
+
+
+def test_where_it_fails_says_once_and_names_the_class():
+    labels = [0] * 5 + [1] * 5 + [2] * 5
+    predicted = list(labels)
+    predicted[0] = 1  # One image of class 5 taken for class 6.
+    metrics = _metrics([])
+    metrics["test"] = _test_report(predicted, labels)
+    assert ("most often class 5 taken for class 6 (once: 20% of the test images of "
+            "class 5)") in report.render(metrics)

@@ -180,9 +180,19 @@ def _prepare_tfds(builder, name):
         raise DatasetError(
             f"dataset=tfds:{name} is not prepared in the TFDS data directory "
             f"{builder.data_dir!r} and could not be downloaded or generated "
-            f"({type(error).__name__}). Prepare it where there is network "
+            f"({_why(error)}). Prepare it where there is network "
             f"(`tfds build {name} --data_dir=DIR`) and pass --tfds_data_dir=DIR"
         ) from None
+
+
+def _why(error):
+    """A failure in a few words: the missing module and what installs it, or
+    the error's own first line."""
+    if isinstance(error, ModuleNotFoundError) and error.name:
+        package = error.name.split(".")[0].replace("_", "-")
+        return f"its builder needs the module {error.name}, not installed: pip install {package}"
+    first = (str(error).strip().splitlines() or [""])[0][:300]
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
 def _tfds_label_feature(builder, name):

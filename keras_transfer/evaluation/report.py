@@ -31,6 +31,21 @@ def _chance(test):
     return max(supports) / max(sum(supports), 1)
 
 
+def _how_good(test):
+    """The answer to "is it good?" against both baselines a reader knows:
+    a uniform guess (1 / classes) and always answering the largest class."""
+    accuracy, majority = test["accuracy"], _chance(test)
+    guess = 1 / max(len(test["class_names"]), 1)
+    baselines = (f"a uniform guess scores {guess:.3f}, always answering the largest class "
+                 f"{majority:.3f}")
+    if accuracy < guess:
+        return f"no: test accuracy {accuracy:.3f} is below chance ({baselines})"
+    if accuracy <= majority + 0.05:
+        return (f"no: test accuracy {accuracy:.3f} is no better than always answering the "
+                f"largest class ({baselines})")
+    return f"test accuracy {accuracy:.3f}, macro F1 {test['f1']:.3f} ({baselines})"
+
+
 def _calibration(test):
     ece, confidence, accuracy = test["ece"], test["mean_confidence"], test["accuracy"]
     if ece < WELL_CALIBRATED_ECE:
@@ -227,17 +242,13 @@ def _transfer_answer(exported):
 def _at_a_glance(run):
     """The three answers first; the sections below give the evidence."""
     test = run.test
-    chance = _chance(test)
-    if test["accuracy"] <= chance + 0.05:
-        good = f"no: test accuracy {test['accuracy']:.3f} is about chance ({chance:.3f})"
-    else:
-        good = (f"test accuracy {test['accuracy']:.3f}, macro F1 {test['f1']:.3f} "
-                f"(chance {chance:.3f})")
+    good = _how_good(test)
     if test["most_confused"]:
         pair = test["most_confused"][0]
-        fails = (f"most often {pair['true']} taken for {pair['predicted']} "
-                 f"({pair['count']} times, {pair['share_of_true']:.0%} of the "
-                 f"{pair['true']} test images)")
+        times = "once" if pair["count"] == 1 else f"{pair['count']} times"
+        fails = (f"most often class {pair['true']} taken for class {pair['predicted']} "
+                 f"({times}: {pair['share_of_true']:.0%} of the test images of class "
+                 f"{pair['true']})")
     else:
         fails = "no test image is misclassified"
     comparison = run.comparison or {}

@@ -152,7 +152,8 @@ def _source(config, image_size):
     classes = ",".join(task["classes"]) if task["classes"] else "default classes"
     detail = (
         f"base pretrained on source task {task['dataset']} ({classes}); "
-        + (f"reusing cached {path}" if cached else f"will cache at {path}")
+        + (f"reusing cached {path}" if cached
+           else f"pretrained by this run into the cache at {path}")
     )
     return ResolvedWeights(config.weights, "source", path, detail, task)
 
