@@ -161,3 +161,37 @@ def test_xla_compiled_steps_train_as_the_plain_ones():
     images = np.concatenate([batch[0] for batch in data.as_numpy_iterator()])
     np.testing.assert_allclose(compiled.predict(images, verbose=0),
                                plain.predict(images, verbose=0), atol=5e-3)
+
+
+def test_progress_lines_name_their_pass_and_come_at_least_every_interval(console, monkeypatch):
+    """Under --verbose=2 (output not a terminal) a long epoch prints while it
+    runs, not only when it ends; every line says which pass it is."""
+    from keras_transfer import log
+
+    # Every step is "long": each one is due a line.
+    monkeypatch.setattr(log, "PROGRESS_EVERY_SECONDS", 0.0)
+    loop.Loop(_model(), tf.distribute.get_strategy()).fit(
+        _data(), validation_data=_data(), epochs=2, verbose=2,
+        label="phase 2 (fine-tuning)")
+    lines = console.readouterr().out.splitlines()
+    assert lines and all(line.startswith("[keras_transfer] phase 2 (fine-tuning), epoch ")
+                         for line in lines), lines
+    # 6 training steps an epoch: a line at steps 1-6 while it runs (with the
+    # time left), one when it ends; the validation pass's steps in between.
+    running = [line for line in lines if "epoch 1/2: step " in line]
+    assert [line.split("step ")[1].split(" ")[0] for line in running] == [
+        f"{step}/6" for step in range(1, 7)]
+    assert "s left, loss " in running[0]
+    assert any("epoch 1/2, validation: step 6/6" in line for line in lines)
+    ends = [line for line in lines if ": 6 steps in " in line]
+    assert [line.split(",")[1].split(":")[0].strip() for line in ends] == ["epoch 1/2",
+                                                                          "epoch 2/2"]
+    assert all("val_accuracy" in line for line in ends)
+
+
+def test_progress_waits_for_the_interval(console):
+    """At the default interval a short epoch prints one line, when it ends."""
+    loop.Loop(_model(), tf.distribute.get_strategy()).fit(
+        _data(), validation_data=_data(), epochs=2, verbose=2, label="baseline from scratch")
+    lines = console.readouterr().out.splitlines()
+    assert len(lines) == 2 and all(": 6 steps in " in line for line in lines), lines

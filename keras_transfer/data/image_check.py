@@ -18,6 +18,7 @@ import re
 from typing import Optional
 
 from keras_transfer.data import image_headers
+from keras_transfer import log
 from keras_transfer.log import logger
 
 # Folders at least this large get a progress bar while they are checked.
@@ -163,12 +164,8 @@ def _save_cache(path, root, records):
 
 
 def _progress(total, verbose):
-    if not verbose or total < PROGRESS_MIN_FILES:
-        return None
-    import keras
-
-    logger.info(f"checking {total:,} image files")
-    return keras.utils.Progbar(total, verbose=verbose, unit_name="file")
+    return log.Progress(f"checking {total:,} image files", total, "file",
+                        verbose if total >= PROGRESS_MIN_FILES else 0)
 
 
 def check_files(paths, *, max_megapixels, root, cache_dir=None, verbose=0, workers=None):
@@ -196,8 +193,8 @@ def check_files(paths, *, max_megapixels, root, cache_dir=None, verbose=0, worke
         futures = {pool.submit(_inspect, path, decode): key for key, path in todo}
         for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
             records[futures[future]] = future.result()
-            if progress:
-                progress.update(done)
+            progress.update(done)
+    progress.finish()
     if cache_path and todo:
         _save_cache(cache_path, root, {**cached, **records})
     checks = [_verdict(path, records[os.path.relpath(path, root)], max_pixels)

@@ -9,6 +9,7 @@ import tensorflow as tf
 from sklearn import metrics as skm
 
 from keras_transfer.data import pipeline
+from keras_transfer import log
 from keras_transfer.log import logger
 
 CALIBRATION_BINS = 10
@@ -35,19 +36,19 @@ def forward(model, channels):
     return _FORWARD[model]
 
 
-def _outputs_indexed(model, dataset, verbose=0):
+def _outputs_indexed(model, dataset, verbose=0, label="test"):
     """Runs `model` once over batched (images, one-hot[, index]) elements;
-    returns (outputs, one-hot labels, indices or None)."""
+    returns (outputs, one-hot labels, indices or None). `label` names the
+    pass in its progress lines."""
     outputs, labels, indices = [], [], []
     steps = int(dataset.cardinality())
-    progress = keras.utils.Progbar(steps if steps > 0 else None, verbose=verbose,
-                                   unit_name="batch") if verbose else None
+    progress = log.Progress(label, steps if steps > 0 else None, "batch", verbose)
     for step, (images, one_hot, *index) in enumerate(dataset):
         outputs.append(keras.ops.convert_to_numpy(forward(model, images.shape[-1])(images)))
         labels.append(one_hot.numpy())
         indices.extend(index[0].numpy() if index else ())
-        if progress:
-            progress.update(step + 1)
+        progress.update(step + 1)
+    progress.finish()
     if not outputs:  # Not one image could be read.
         raise ValueError("no test image could be read: every one was deleted or damaged "
                          "since the data was checked")
@@ -62,10 +63,10 @@ def outputs_over(model, dataset, verbose=0):
     return _outputs_indexed(model, dataset, verbose)[:2]
 
 
-def predict(model, dataset, verbose=0):
+def predict(model, dataset, verbose=0, label="test"):
     """(labels, probabilities, indices) over batched (images, one-hot[, index])
     elements; indices None when the dataset carries none."""
-    probabilities, one_hot, indices = _outputs_indexed(model, dataset, verbose)
+    probabilities, one_hot, indices = _outputs_indexed(model, dataset, verbose, label)
     return np.argmax(one_hot, axis=1), probabilities.astype(np.float64), indices
 
 
@@ -223,7 +224,7 @@ def summary(full_report):
     return {key: full_report[key] for key in SUMMARY_KEYS}
 
 
-def evaluate(model, dataset, class_names, verbose=0, expected=None):
+def evaluate(model, dataset, class_names, verbose=0, expected=None, label="test"):
     """Predicts the test split once; returns (report dict, labels, probs,
     indices of the examples read, or None when the dataset carries none).
 
@@ -232,7 +233,7 @@ def evaluate(model, dataset, class_names, verbose=0, expected=None):
     checked), and a warning says so: the metrics count each image read once.
     """
     start = time.time()
-    labels, probabilities, indices = predict(model, dataset, verbose)
+    labels, probabilities, indices = predict(model, dataset, verbose, label)
     probabilities, non_finite = replace_non_finite(probabilities)
     result = report(labels, probabilities, class_names, non_finite)
     result["unread"] = max(0, expected - len(labels)) if expected is not None else 0

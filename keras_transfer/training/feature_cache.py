@@ -33,7 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_transfer import config as config_lib, disk_space, integrity
+from keras_transfer import config as config_lib, disk_space, integrity, log
 from keras_transfer.data import pipeline
 from keras_transfer.evaluation import metrics as evaluate
 from keras_transfer.log import logger
@@ -80,8 +80,8 @@ def record(trunk, views, path, verbose=0):
     width = trunk.output.shape[-1]
     num_classes = views[0].element_spec[1].shape[-1]
     steps = int(views[0].cardinality())
-    progress = keras.utils.Progbar(steps if steps > 0 else None, verbose=verbose,
-                                   unit_name="batch") if verbose else None
+    progress = log.Progress(f"recording the frozen base's features ({os.path.basename(path)} "
+                            "split)", steps if steps > 0 else None, "batch", verbose)
 
     def batches():
         for step, together in enumerate(zip(*views)):
@@ -91,8 +91,7 @@ def record(trunk, views, path, verbose=0):
             yield (tf.stack([tf.cast(forward(images), tf.float32) for images, _ in together],
                             axis=1),
                    labels)
-            if progress:
-                progress.update(step + 1)
+            progress.update(step + 1)
 
     signature = (tf.TensorSpec([None, len(views), width], tf.float32),
                  tf.TensorSpec([None, num_classes], tf.float32))
@@ -105,6 +104,7 @@ def record(trunk, views, path, verbose=0):
     try:
         stream.save(temporary)
         integrity.seal(temporary, os.listdir(temporary))  # Last: the recording is whole.
+        progress.finish()
     except (OSError, tf.errors.OpError) as error:
         shutil.rmtree(temporary, ignore_errors=True)
         if disk_space.is_out_of_space(error):

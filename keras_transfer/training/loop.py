@@ -19,6 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_transfer.training import progress
+
 
 def with_sample_weights(dataset, class_weight):
     """(x, one-hot y) batches -> (x, y, weight of y's class), as fit does for
@@ -109,21 +111,25 @@ class Loop:
         return logs
 
     def fit(self, train_data, *, epochs, validation_data=None, initial_epoch=0,
-            callbacks=(), class_weight=None, verbose=0, resume=None):
+            callbacks=(), class_weight=None, verbose=0, resume=None, label="training"):
         """Like `model.fit`, with the same callbacks hooks and history.
 
         `resume`, if given, is called after the callbacks' `on_train_begin`
         (which resets their state) and returns (epoch to continue from,
         history so far) or None for a fresh start (`backup.PhaseBackup.restore`).
+        `label` names the pass on the console (`progress.EpochProgress`).
         Returns the history dict: {metric: [value per epoch]}.
         """
         train_data = with_sample_weights(train_data, class_weight)
         steps = _steps_of(train_data)
         build_for(self.model, self.strategy, train_data.element_spec)
         history = keras.callbacks.History()
+        shown = [progress.EpochProgress(
+            label, epochs=epochs, steps=steps, verbose=verbose,
+            validation_steps=None if validation_data is None else _steps_of(validation_data),
+        )] if verbose else []
         callback_list = keras.callbacks.CallbackList(
-            [*callbacks, history], add_progbar=verbose != 0, model=self.model,
-            verbose=verbose, epochs=epochs, steps=steps)
+            [*callbacks, history, *shown], model=self.model, epochs=epochs, steps=steps)
         self.model.stop_training = False
         callback_list.on_train_begin()
         restored = resume() if resume else None

@@ -13,7 +13,7 @@ from keras_transfer import outputs
 from keras_transfer.evaluation import metrics as evaluate
 from keras_transfer.log import logger
 from keras_transfer.training import (backup as backup_lib, callbacks as callbacks_lib,
-                                     loop as loop_lib)
+                                     loop as loop_lib, progress)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,7 +176,7 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
         watched=[c for c in callbacks if backup_lib.resumable(c)],
         csv_path=os.path.join(output_dir, f"history_{name}.csv"))
     shape = "" if schedule == "constant" else f" ({schedule} decay to 0)"
-    logger.info(f"phase {name}: {epochs} epoch(s) at learning rate {learning_rate:g}{shape}, "
+    logger.info(f"{progress.label_of(name)}: {epochs} epoch(s) at learning rate {learning_rate:g}{shape}, "
                 f"{model.count_params() - _frozen(model):,} trainable parameters, "
                 f"best epoch by {config.monitor}")
     # A head on recorded features takes microseconds a step: run a whole
@@ -193,6 +193,7 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
         class_weight=class_weight,
         verbose=config.verbose,
         resume=backup.restore,
+        label=progress.label_of(name),
     )
     if backup.resumed_from is not None:
         logger.info(f"phase {name} resumed after epoch {backup.resumed_from} from the "

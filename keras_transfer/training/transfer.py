@@ -43,9 +43,10 @@ class SeedOutcome:
     baseline: Optional[dict] = None
 
 
-def evaluate_on_test(classifier, ctx, data, config):
+def evaluate_on_test(classifier, ctx, data, config, when="test"):
+    """The classifier on the test split; `when` labels its progress lines."""
     return Evaluation(*evaluate.evaluate(classifier, ctx.test_data, data.class_names,
-                                         config.verbose, expected=len(data.test)))
+                                         config.verbose, expected=len(data.test), label=when))
 
 
 def _fine_tune_start(model, output_dir, previous):
@@ -88,7 +89,8 @@ def _transfer_phases(config, data, resolved, ctx, previous):
     phases, evaluations = [], {}
     if config.phase in ("feature_extraction", "both") and config.epochs:
         # Before phase 1 the head is random: the chance-level starting point.
-        before = evaluate.summary(evaluate_on_test(classifier, ctx, data, config).report)
+        before = evaluate.summary(evaluate_on_test(
+            classifier, ctx, data, config, "test before phase 1").report)
         model_lib.set_trainable_for_phase(classifier, spec, "feature_extraction")
         # The frozen base's output never changes: record it once, train the head.
         recording = time.time()
@@ -102,7 +104,8 @@ def _transfer_phases(config, data, resolved, ctx, previous):
         result = phase_lib.run_phase(
             classifier, "feature_extraction", epochs=config.epochs,
             learning_rate=config.learning_rate, **{**common, **inputs})
-        evaluations["feature_extraction"] = evaluate_on_test(classifier, ctx, data, config)
+        evaluations["feature_extraction"] = evaluate_on_test(
+            classifier, ctx, data, config, "test after phase 1")
         phases.append(_tested(result, evaluations["feature_extraction"], before,
                               extra_seconds=recording))  # Recording included.
     if config.phase == "fine_tune":
@@ -112,7 +115,7 @@ def _transfer_phases(config, data, resolved, ctx, previous):
         # With --epochs=0 fine-tuning starts straight from the random head.
         first = phases[-1].first_epoch + phases[-1].epochs_run if phases else 0
         before = phases[-1].test if phases else evaluate.summary(
-            evaluate_on_test(classifier, ctx, data, config).report)
+            evaluate_on_test(classifier, ctx, data, config, "test before phase 2").report)
         release = (model_lib.anchor_base_weights(classifier, config.l2_sp) if config.l2_sp
                    else lambda: None)
         try:
@@ -122,7 +125,8 @@ def _transfer_phases(config, data, resolved, ctx, previous):
                 schedule=config.fine_tune_schedule, first_epoch=first, **common)
         finally:
             release()  # The exported model and later phases carry no penalty.
-        evaluations["fine_tune"] = evaluate_on_test(classifier, ctx, data, config)
+        evaluations["fine_tune"] = evaluate_on_test(classifier, ctx, data, config,
+                                                    "test after phase 2")
         phases.append(_tested(result, evaluations["fine_tune"], before))
     return classifier, tuple(phases), evaluations
 
@@ -144,7 +148,7 @@ def baseline(config, data, ctx):
         backup_root=os.path.join(ctx.backup_root, "baseline"), writes=ctx.writes,
         base_layer=config.base_layer,
     )
-    report = evaluate_on_test(classifier, ctx, data, config).report
+    report = evaluate_on_test(classifier, ctx, data, config, "test of the baseline").report
     result = dataclasses.replace(result, test=evaluate.summary(report))
     return {"phases": {result.name: result.to_dict()}, "test": report}
 
