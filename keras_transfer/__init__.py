@@ -2,8 +2,9 @@
 
 The Python API (`run/api.py`): `keras_transfer.train(**settings)` runs what
 `python -m keras_transfer.main` runs and returns a `TrainResult`;
-`keras_transfer.load_export(path)` loads an export as a predictor. Bad
-settings raise `keras_transfer.ConfigError`.
+`keras_transfer.load_export(path)` loads an export as a predictor, and
+`keras_transfer.load_keras_model(path)` its `model.keras` as a `keras.Model`.
+Bad settings raise `keras_transfer.ConfigError`.
 """
 
 import os
@@ -19,6 +20,7 @@ __version__ = "0.1.0"
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 _API = {"train": "keras_transfer.run.api", "load_export": "keras_transfer.run.api",
+        "load_keras_model": "keras_transfer.run.api",
         "TrainResult": "keras_transfer.run.api", "ConfigError": "keras_transfer.config"}
 
 
@@ -32,4 +34,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'keras_transfer' has no attribute {name!r}")
 
 
-__all__ = ["train", "load_export", "TrainResult", "ConfigError", "__version__"]
+__all__ = ["train", "load_export", "load_keras_model", "TrainResult", "ConfigError",
+           "__version__"]

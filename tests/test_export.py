@@ -529,7 +529,7 @@ def test_second_export_takes_next_version(gray, tmp_path):
     assert _tree_digest(base / "1") == before
     assert sorted(os.listdir(base)) == sorted(["1", "2", "9", "notes", "3a", "v7", "\u00b2"])
     assert sorted(os.listdir(path)) == sorted(
-        ["assets", "fingerprint.pb", "saved_model.pb", "variables"]
+        ["assets", "fingerprint.pb", "model.keras", "saved_model.pb", "variables"]
     )
     assert export.latest_export(str(tmp_path / "run")) == str(base / "2")
     assert export.latest_export(str(base)) == str(base / "2")

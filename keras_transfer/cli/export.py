@@ -1,11 +1,11 @@
 """`python -m keras_transfer.export --run_dir=RUN`: re-exports a finished run
 from its best checkpoint (`serving/reexport.py`) as a new export version."""
 
-import os
 import sys
 
 from absl import app, flags, logging
 
+from keras_transfer import tf_quiet
 from keras_transfer.log import logger, show_on_console
 
 FLAGS = flags.FLAGS
@@ -30,8 +30,8 @@ def main(argv):
         raise app.UsageError("--run_dir is required: the output folder of a finished run")
     if not FLAGS["verbosity"].present:  # As cli/main.py: SavedModel internals are noise.
         logging.set_verbosity(logging.WARNING)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     show_on_console()
+    tf_quiet.import_tensorflow()  # Without its start-up lines on stderr.
     from keras_transfer.serving import reexport, tflite  # TensorFlow loads here.
 
     try:

@@ -4,12 +4,11 @@ Defines the flags, turns them into a frozen `RunConfig` and runs it. Any flag
 can come from a file: `--flagfile=flags/NAME.flags`.
 """
 
-import os
 import sys
 
 from absl import app, flags, logging
 
-from keras_transfer import config as config_lib
+from keras_transfer import config as config_lib, tf_quiet
 from keras_transfer.log import show_on_console
 from keras_transfer.models import backbones
 
@@ -162,7 +161,7 @@ def main(argv):
         show_on_console(config.verbose)
         # TensorFlow's C++ start-up chatter (CUDA probing on a CPU machine)
         # buries the run's own output; warnings and errors still show.
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        tf_quiet.import_tensorflow()
         from keras_transfer.run import execute  # TensorFlow loads only for a valid config.
 
         execute.run(config)

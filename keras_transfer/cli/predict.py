@@ -13,10 +13,11 @@ Exit status: 0 when every image was classified, 1 when some were skipped.
 """
 
 import json
-import os
 import sys
 
 from absl import app, flags, logging
+
+from keras_transfer import tf_quiet
 
 FLAGS = flags.FLAGS
 
@@ -44,7 +45,7 @@ def main(argv):
         raise app.UsageError(f"batch_size must be >= 1. Received: batch_size={FLAGS.batch_size}")
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    tf_quiet.import_tensorflow()  # Without its start-up lines on stderr.
     from keras_transfer.serving import predictor as predictor_lib  # TensorFlow loads here.
 
     try:

@@ -8,7 +8,7 @@ import sys
 
 from absl import app, flags
 
-from keras_transfer import config as config_lib
+from keras_transfer import config as config_lib, tf_quiet
 from keras_transfer.cli import main as main_cli
 from keras_transfer.evaluation import transferability
 from keras_transfer.log import show_on_console
@@ -55,12 +55,12 @@ def _check_names(models, estimators):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         config = main_cli.config_from_flags()
         show_on_console(config.verbose)
         _check_names(FLAGS.models, FLAGS.estimators)
         _check_output(FLAGS.ranking_output)
+        tf_quiet.import_tensorflow()  # Without its start-up lines on stderr.
         from keras_transfer.run import rank  # TensorFlow loads only for valid flags.
 
         # Data the run could not use (a broken folder, unknown classes) is

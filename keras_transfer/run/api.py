@@ -7,14 +7,19 @@ called with keyword arguments.
     result.test_accuracy, result.export_path
     predictor = keras_transfer.load_export(result.export_path)
     predictor.predict_files(["photos/new.jpg"])
+    model = keras_transfer.load_keras_model(result.export_path)  # A keras.Model.
 """
 
 import dataclasses
+import importlib
+import os
 from typing import Any, Optional
+
+import keras
 
 from keras_transfer import config as config_lib
 from keras_transfer.run import execute
-from keras_transfer.serving import predictor
+from keras_transfer.serving import export, predictor
 
 # Settings the command line takes as comma-separated lists; the config holds
 # them as tuples, so a list, a tuple or one comma-separated string will do.
@@ -91,3 +96,23 @@ def load_export(path):
     run's output folder (its latest export). `predictor.predict_files(paths)`
     classifies files and folders; `predictor(list_of_encoded_images)` bytes."""
     return predictor.Predictor(path)
+
+
+def load_keras_model(path):
+    """The exported classifier as a `keras.Model` (pixels 0-255 of any size
+    in, probabilities out), from an export's `model.keras`: that file, a
+    version folder, an export base, or a run's output folder (its latest
+    export). Loaded in Keras' safe mode; the model's own layers are
+    registered by importing `keras_transfer.models.classifier`, done here."""
+    # Keras finds registered classes only once their module is imported; a
+    # plain `keras.saving.load_model` needs the same import first.
+    importlib.import_module("keras_transfer.models.classifier")
+    file = path
+    if os.path.isdir(path):
+        file = os.path.join(export.latest_export(path), export.KERAS_FILE)
+        if not os.path.isfile(file):
+            raise FileNotFoundError(
+                f"{file} does not exist: the export was written before exports held "
+                f"one (`python -m keras_transfer.export --run_dir=RUN` writes a new "
+                f"version with it). Received: path={path!r}")
+    return keras.saving.load_model(file)

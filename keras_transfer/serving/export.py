@@ -4,8 +4,12 @@
 `signatures.py`) take encoded images (`serving_default`, `image_bytes`) or
 pixels (`serving_pixels`, `serving_pixels_uint8`); decoding, resizing and
 the backbone's preprocessing run in the graph. `labels.txt` and
-`model_card.json` are among its assets. A version folder appears only when
-complete: the model is written to a temporary folder beside it and renamed.
+`model_card.json` are among its assets. Beside the SavedModel, `model.keras`
+is the same classifier in Keras' native format, for Keras users:
+`keras.saving.load_model` once `keras_transfer.models.classifier` is imported
+(it registers the model's two custom layers), or `keras_transfer.load_keras_model`.
+A version folder appears only when complete: all of it is written to a
+temporary folder beside it and renamed.
 
 Re-exporting a finished run from its best checkpoint is `reexport.py`.
 """
@@ -23,6 +27,7 @@ from keras_transfer.data import class_names as class_names_lib
 from keras_transfer.serving import model_card, signatures, tflite as tflite_lib
 
 LABELS_FILE = "labels.txt"
+KERAS_FILE = "model.keras"
 TFLITE_DIR = "tflite"
 
 
@@ -79,6 +84,16 @@ def _write_saved_model(model, directory, labels_path, card_path, image_size, cha
     archive.write_out(directory, verbose=False)
 
 
+def _write_keras_file(model, path):
+    # An uncompiled copy: the trained model's optimizer slots (twice its
+    # trainable weights again) and compiled metrics and schedule (some of
+    # them ours, unknown to a plain `load_model`) serve no one who loads it.
+    # (`keras.models.clone_model` would compile the copy again.)
+    copy = model.__class__.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    copy.save(path)
+
+
 def _check_arguments(model, class_names, image_size, channels):
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
         raise ValueError(
@@ -119,8 +134,9 @@ def _stage(model, staging, class_names, *, image_size, channels, card, tflite,
     saved_model = os.path.join(staging, "saved_model")
     _write_saved_model(model, saved_model, labels_path, card_path, image_size, channels,
                        max_megapixels)
+    # Inside the version folder, as the TFLite model: it appears (or not) with the rest.
+    _write_keras_file(model, os.path.join(saved_model, KERAS_FILE))
     if tflite:
-        # Inside the version folder, so it appears (or not) with the rest.
         tflite_lib.write(model, os.path.join(saved_model, TFLITE_DIR), class_names, channels)
     return saved_model
 
@@ -177,8 +193,9 @@ def export_model(model, export_base, class_names, *, image_size, channels, card=
                  tflite=False, max_megapixels=config_lib.RunConfig.max_megapixels):
     """Writes the next version under `export_base`; returns its path.
 
-    Never touches an existing version: the new one is written beside them
-    under a temporary name and renamed into place only when complete.
+    Never touches an existing version: the new one (the SavedModel, and
+    `model.keras` inside it) is written beside them under a temporary name
+    and renamed into place only when complete.
 
     Args:
       image_size: the square size encoded images are resized to when decoded.
@@ -193,8 +210,9 @@ def export_model(model, export_base, class_names, *, image_size, channels, card=
     _check_arguments(model, class_names, image_size, channels)
     os.makedirs(export_base, exist_ok=True)
     remove_staging(export_base)
-    # The SavedModel's variables, and as much again for a TFLite copy.
-    needed = disk_space.weights_bytes(model) * (2 if tflite else 1)
+    # The SavedModel's variables, as much again for model.keras and for a
+    # TFLite copy.
+    needed = disk_space.weights_bytes(model) * (3 if tflite else 2)
     disk_space.require(export_base, "the export", needed)
     staging = tempfile.mkdtemp(prefix=_staging_prefix(), dir=export_base)
     try:
