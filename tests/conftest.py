@@ -44,6 +44,19 @@ def cache_dir(tmp_path_factory):
     return str(tmp_path_factory.mktemp("source_cache"))
 
 
+@pytest.fixture(scope="session")
+def random_vgg16_base(tmp_path_factory):
+    """A file of a randomly initialised VGG16 base (`--weights=PATH`): a
+    transfer run with a base of its own, no source pretraining and no download
+    (`--weights=none` trains the whole network from scratch instead)."""
+    def build(folder):
+        from keras_transfer.models import backbones
+
+        backbones.get("vgg16").build(32).save_weights(str(folder / "base.weights.h5"))
+
+    return str(built_once(tmp_path_factory, "random_vgg16_base", build) / "base.weights.h5")
+
+
 def built_once(tmp_path_factory, name, build):
     """A folder `build(folder)` fills once per test session, however many
     pytest-xdist workers ask for it; returns its path.

@@ -94,10 +94,11 @@ def test_a_full_cache_stops_in_one_line_and_leaves_no_temporary_file(small_disk,
     assert not _temporaries(disk)
 
 
-def test_a_full_cache_while_recording_features_stops_in_one_line(small_disk, tmp_path):
+def test_a_full_cache_while_recording_features_stops_in_one_line(small_disk, tmp_path,
+                                                                 random_vgg16_base):
     disk, resize = small_disk
     resize(1)  # Below what a recording asks to keep free.
-    result = _main(tmp_path / "run", disk / "cache", weights="none")
+    result = _main(tmp_path / "run", disk / "cache", weights=random_vgg16_base)
     assert "for the recorded features (train)" in result.stderr, result.stderr[-3000:]
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "keras_transfer: error: no space left in " + str(disk / "cache" / "features") in (

@@ -227,12 +227,13 @@ def test_source_base_is_cached_and_reused(tmp_path, cache_dir):
         "probabilities"].shape == (2, 5)
 
 
-def test_baseline_repeated_over_seeds_reports_mean_and_spread(tmp_path, cache_dir):
+def test_baseline_repeated_over_seeds_reports_mean_and_spread(tmp_path, cache_dir,
+                                                              random_vgg16_base):
     # Feature extraction only, to keep it to four short fits (the other runs
     # here cover fine-tuning).
     metrics = run_lib.run(_config(tmp_path, cache_dir, baseline=True, repeats=2,
                                   phase="feature_extraction", epochs=2, monitor="val_f1",
-                                  weights="none", export=False))
+                                  weights=random_vgg16_base, export=False))
     baseline = metrics["baseline"]
     assert baseline["phases"]["scratch"]["epochs_run"] == 2  # The same budget.
     assert baseline["phases"]["scratch"]["monitor"] == "val_f1"
@@ -285,11 +286,31 @@ def test_a_diverged_run_says_so_on_the_console(tmp_path, cache_dir, console):
     assert "warning: the model outputs NaN for" in console.readouterr().out
 
 
-def test_resnet50_runs_both_phases(tmp_path, cache_dir):
-    metrics = run_lib.run(_config(tmp_path, cache_dir, model="resnet50", weights="none",
-                                  classes=("0", "1", "2")))
-    assert list(metrics["phases"]) == ["feature_extraction", "fine_tune"]
-    assert metrics["config"]["image_size"] == 32
+def test_weights_none_trains_the_whole_network_from_scratch(tmp_path, cache_dir, console):
+    """Not a head on a frozen random base: every layer trains, from the
+    first epoch, at the from-scratch rate, for both phases' epochs, with
+    BatchNormalization learning its statistics; `--baseline` would repeat
+    the run, so it is dropped with a warning."""
+    finished = run_lib.run_to_model(_config(
+        tmp_path, cache_dir, model="resnet50", weights="none", classes=("0", "1", "2"),
+        epochs=1, fine_tune_epochs=1, baseline=True))
+    metrics, classifier = finished.metrics, finished.classifier
+    printed = console.readouterr().out
+    assert "warning: --baseline adds nothing to --weights=none" in printed
+    assert "no pretrained weights: the whole network trains from scratch, 2 epoch(s)" in printed
+    assert list(metrics["phases"]) == ["scratch"] and metrics["baseline"] is None
+    scratch = metrics["phases"]["scratch"]
+    assert scratch["epochs_run"] == 2 and scratch["learning_rate"] == 1e-3  # ResNet's.
+    assert metrics["config"]["image_size"] == 32 and metrics["config"]["base_layer"] == "top"
+    # Trainable: all but BatchNormalization's moving statistics, which the
+    # training steps updated from the data (they start at mean 0, variance 1).
+    base = classifier.get_layer("resnet50")
+    assert all(layer.trainable for layer in base.layers)
+    assert {w.path.rsplit("/", 1)[-1] for w in classifier.non_trainable_weights} == {
+        "moving_mean", "moving_variance"}
+    assert np.abs(base.get_layer("conv1_bn").moving_mean.numpy()).max() > 0
+    assert os.path.isfile(os.path.join(tmp_path, "run", "checkpoints", "scratch.weights.h5"))
+    assert os.path.isdir(os.path.join(tmp_path, "run", "export", "1"))
 
 
 def test_metrics_json_is_valid_json(both_run):

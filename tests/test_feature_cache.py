@@ -100,14 +100,15 @@ def test_augmented_copies_are_different_views_drawn_one_per_epoch(tmp_path):
     assert max(len(views) for views in seen) >= 2
 
 
-def test_a_run_on_recorded_features_equals_one_without(tmp_path, console):
+def test_a_run_on_recorded_features_equals_one_without(tmp_path, console, random_vgg16_base):
     from conftest import TINY
     from keras_transfer import config as config_lib
     from keras_transfer.run import execute as run
 
     def phase_one(name, cache, **extra):
         config = config_lib.RunConfig(
-            weights="none", output_dir=str(tmp_path / name), cache_dir=str(tmp_path / "cache"),
+            weights=random_vgg16_base, output_dir=str(tmp_path / name),
+            cache_dir=str(tmp_path / "cache"),
             feature_cache=cache, **{**TINY, "epochs": 2, "fine_tune_epochs": 0,
                                     "examples_per_class": 6, "export": False,
                                     # 30 images, batch 16: two passes an epoch.

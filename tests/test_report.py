@@ -1,10 +1,14 @@
 """Plots are written and not blank; report.md answers its three questions;
 repeats give mean, spread and an honest verdict on transfer versus scratch."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from PIL import Image
 
+from keras_transfer import schema
+from keras_transfer.evaluation import advice
 from keras_transfer.evaluation import metrics as evaluate
 from keras_transfer.evaluation import plots
 from keras_transfer.run import repeats
@@ -226,3 +230,49 @@ def test_where_it_fails_says_once_and_names_the_class():
     metrics["test"] = _test_report(predicted, labels)
     assert ("most often class 5 taken for class 6 (once: 20% of the test images of "
             "class 5)") in report.render(metrics)
+
+
+def _kept(train_accuracy, val_accuracy, matrix, kind="source"):
+    """A one-phase run whose best (second) epoch had these accuracies."""
+    phase = dataclasses.replace(
+        _phase("fine_tune", 0, [0.9, 0.8, 0.85], None, _summary(0.5)),
+        history={"loss": [1.0] * 3, "val_loss": [0.9, 0.8, 0.85],
+                 "accuracy": [0.3, train_accuracy - 0.1, train_accuracy],
+                 "val_accuracy": [0.2, val_accuracy, val_accuracy - 0.1]},
+        validation_confusion_matrix=matrix)
+    metrics = _metrics([phase])
+    metrics["weights"]["kind"] = kind
+    metrics["config"]["base_layer"] = "block3"
+    return metrics
+
+
+def test_a_model_that_learned_its_training_images_is_flagged_with_what_to_try():
+    """The phase's best validation accuracy 0.45 against its best training
+    accuracy 0.96 (a gap of 0.2 or more) reads as overfitting, whichever
+    epoch was kept."""
+    metrics = _kept(0.96, 0.45, [[3, 1, 0], [1, 2, 1], [2, 0, 2]])
+    problems = advice.fit_problems(schema.RunRecord.from_dict(metrics))
+    assert problems == [
+        "validation accuracy (at best 0.45) stays far below training accuracy (up to 0.96) "
+        "in phase fine_tune: the model learned its training images rather than the classes; try "
+        "augmentation (`--augment=flip,rotation,zoom`; `rotation,zoom` for characters, which "
+        "a flip changes); more labelled images per class; a lower cut (`--base_layer`, now "
+        "`block3`), whose features are less specific to the source task; "
+        "`--weights=imagenet` where the ImageNet file is at hand"]
+    assert f"- **Warning:** {problems[0]}." in report.render(metrics)
+    # Just under the gap, and above the largest class: nothing to say.
+    assert advice.fit_problems(schema.RunRecord.from_dict(
+        _kept(0.8, 0.8, [[3, 1, 0], [1, 2, 1], [2, 0, 2]]))) == []
+
+
+def test_validation_no_better_than_the_largest_class_is_flagged():
+    # 6 of 10 validation images are class 0: 0.60 is what always answering it scores.
+    matrix = [[6, 0, 0], [2, 0, 0], [2, 0, 0]]
+    problems = advice.fit_problems(schema.RunRecord.from_dict(
+        _kept(0.7, 0.6, matrix, kind="none")))
+    assert len(problems) == 1
+    assert problems[0].startswith(
+        "validation accuracy 0.60 is no better than always answering the largest class "
+        "(0.60 of the validation images): the model has not learned the classes; try ")
+    assert "a pretrained base: `--weights=imagenet`" in problems[0]
+    assert "--base_layer" not in problems[0]  # No pretrained base to cut.

@@ -33,3 +33,70 @@ def ranking_advice(config):
         "fine-tune more of it (`--unfreeze=all`), pretrain on a closer source "
         "(`--source_dataset`), or start from ImageNet (`--weights=imagenet`).",
     ]
+
+
+# The best validation accuracy this far below the best training accuracy of
+# the exported phase reads as a model that learned its training images rather
+# than the classes. Training accuracy is measured under dropout and
+# augmentation, so the gap understates the real one.
+OVERFIT_GAP = 0.2
+
+
+def _accuracies(run):
+    """The exported phase's (best training accuracy, best validation
+    accuracy, validation accuracy and confusion matrix at the kept epoch),
+    or None when its history lacks them."""
+    phase = run.phases.get(run.exported_phase or "") or {}
+    history, best = phase.get("history") or {}, phase.get("best_epoch")
+    trained = [value for value in history.get("accuracy", []) if value is not None]
+    validated = history.get("val_accuracy", [])
+    index = None if best is None else best - phase.get("first_epoch", 0) - 1
+    if not trained or index is None or not 0 <= index < len(validated):
+        return None
+    if validated[index] is None:
+        return None
+    return (max(trained), max(v for v in validated if v is not None), validated[index],
+            phase.get("validation_confusion_matrix"))
+
+
+def _what_to_try(run):
+    config, kind = run.config, (run.weights or {}).get("kind")
+    tries = ["augmentation (`--augment=flip,rotation,zoom`; `rotation,zoom` for "
+             "characters, which a flip changes)", "more labelled images per class"]
+    if kind == "none":
+        tries.append("a pretrained base: `--weights=imagenet` (offline: the Keras "
+                     "weights file, see the README's \"Your own folder\"), or "
+                     "`--source_dataset` with a related labelled dataset")
+    else:
+        tries.append(f"a lower cut (`--base_layer`, now `{config.get('base_layer')}`), "
+                     "whose features are less specific to the source task")
+        if kind == "source":
+            tries.append("`--weights=imagenet` where the ImageNet file is at hand")
+    return "try " + "; ".join(tries)
+
+
+def fit_problems(run):
+    """Sentences on a model that did not learn the classes: validation
+    accuracy far below training accuracy, or no better than always answering
+    the largest class; each names what to try. Empty when neither holds."""
+    accuracies = _accuracies(run)
+    if accuracies is None:
+        return []
+    train, best_validation, validation, matrix = accuracies
+    problems = []
+    if matrix:
+        counts = [sum(row) for row in matrix]
+        majority = max(counts) / max(1, sum(counts))
+        if validation <= majority:
+            problems.append(
+                f"validation accuracy {validation:.2f} is no better than always answering "
+                f"the largest class ({majority:.2f} of the validation images): the model "
+                f"has not learned the classes")
+    if train - best_validation >= OVERFIT_GAP:
+        problems.append(
+            f"validation accuracy (at best {best_validation:.2f}) stays far below training "
+            f"accuracy (up to {train:.2f}) in phase {run.exported_phase}: the model learned "
+            "its training images rather than the classes")
+    if problems:
+        problems[-1] += f"; {_what_to_try(run)}"
+    return problems

@@ -260,6 +260,7 @@ def _at_a_glance(run):
     if safety.get("restored_feature_extraction"):
         lines.append("- **Fine-tuning made it worse on validation**: the exported model "
                      "is the feature-extraction one (safety net).")
+    lines += [f"- **Warning:** {problem}." for problem in advice.fit_problems(run)]
     return lines + [""]
 
 

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from keras_transfer import outputs, schema
 from keras_transfer.data import pipeline, splits, summary as data_summary
-from keras_transfer.evaluation import metrics as evaluate, plots, report as report_lib
+from keras_transfer.evaluation import advice, metrics as evaluate, plots, report as report_lib
 from keras_transfer.log import logger
 from keras_transfer.run import record, repeats
 from keras_transfer.run.prepare import prepare
@@ -34,7 +34,13 @@ def _summary(prepared, ctx):
         logger.info(line)
     logger.info(f"weights {config.weights} -> {prepared.resolved.kind}: "
                 f"{prepared.resolved.detail}")
-    if config.phase in ("fine_tune", "both"):
+    if prepared.resolved.kind == "none" and config.phase != "fine_tune":
+        logger.info(f"no pretrained weights: the whole network trains from scratch, "
+                    f"{transfer.scratch_epochs(config)} epoch(s) (--epochs plus "
+                    f"--fine_tune_epochs) at the from-scratch rate "
+                    f"{config.scratch_learning_rate:g}, every layer trainable "
+                    "(BatchNormalization, where the backbone has it, learning its statistics)")
+    elif config.phase in ("fine_tune", "both"):
         logger.info(f"fine-tuning unfreezes {ctx.unfreeze!r} (--unfreeze={config.unfreeze})")
     if config.phase != "pretrain":
         logger.info(f"the base ends at {config.base_layer!r}")
@@ -153,6 +159,8 @@ def _run(prepared, strategy, started):
                 "--learning_rate or --fine_tune_learning_rate); its export answers NaN")
         run_record = record.record_of(prepared, ctx, outcome, rows,
                                        source_pretraining)
+        for problem in advice.fit_problems(run_record):
+            logger.warning(f"warning: {problem}")
         outputs.write_history_csv(os.path.join(ctx.output_dir, "history.csv"),
                                   outcome.phases)
         run_record = dataclasses.replace(run_record, plots=plots.write_run_plots(

@@ -101,6 +101,15 @@ def _base_layer(config, resolved, previous):
                                         config.phase)
 
 
+def _baseline(config, resolved):
+    """`--baseline`, unless the run itself is the network from scratch."""
+    if config.baseline and resolved.kind == "none" and config.phase != "fine_tune":
+        logger.warning("warning: --baseline adds nothing to --weights=none: the run itself "
+                       "trains the network from scratch, as the baseline would; no baseline")
+        return False
+    return config.baseline
+
+
 def _dataset_identity(dataset):
     """A folder dataset by its resolved path: `clean`, `clean/` and its absolute
     path are one folder to a resumed run, a folder of that name elsewhere is not."""
@@ -126,7 +135,7 @@ def prepare(config, strategy, writes):
     config = dataclasses.replace(
         config, base_layer=_base_layer(config, resolved, previous),
         fine_tune_learning_rate=config.fine_tune_rate_for(resolved.kind),
-        dataset=_dataset_identity(config.dataset))
+        dataset=_dataset_identity(config.dataset), baseline=_baseline(config, resolved))
     _check_settings(config, image_size, unfreeze)
     if writes:
         output_dir, state, lock = outputs.create_output_dir(config)

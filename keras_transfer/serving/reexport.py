@@ -14,7 +14,7 @@ from keras_transfer.models import backbones, classifier as model_lib
 from keras_transfer.serving import export, model_card
 
 # The phase whose checkpoint the run exported: the last one that ran.
-CHECKPOINT_ORDER = ("fine_tune", "feature_extraction", "pretrain")
+CHECKPOINT_ORDER = ("fine_tune", "feature_extraction", "pretrain", "scratch")
 
 
 class ReexportError(ValueError):
@@ -24,14 +24,15 @@ class ReexportError(ValueError):
 def best_checkpoint(run_dir, run=None):
     """The weights the run (a `schema.RunRecord`) exported: the phase the
     safety net kept when it discarded fine-tuning, else fine_tune, else
-    feature_extraction, else pretrain."""
+    feature_extraction, else pretrain, else scratch (`--weights=none`)."""
     kept = ((run.safety_net if run else None) or {}).get("exported_phase")
     for phase in ([kept] if kept else []) + list(CHECKPOINT_ORDER):
         path = os.path.join(run_dir, "checkpoints", f"{phase}.weights.h5")
         if os.path.isfile(path):
             return path
     raise ReexportError(
-        "run_dir has no checkpoints/{fine_tune,feature_extraction,pretrain}.weights.h5 "
+        "run_dir has no checkpoints/{fine_tune,feature_extraction,pretrain,scratch}"
+        ".weights.h5 "
         f"to export. Received: run_dir={run_dir!r}"
     )
 

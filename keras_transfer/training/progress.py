@@ -17,7 +17,7 @@ PASS_LABELS = {
     "pretrain": "pretraining",
     "feature_extraction": "phase 1 (feature extraction)",
     "fine_tune": "phase 2 (fine-tuning)",
-    "scratch": "baseline from scratch",
+    "scratch": "training from scratch",
 }
 
 # The metrics a progress line shows (all of them are in the history, the CSV

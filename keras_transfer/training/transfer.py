@@ -131,31 +131,51 @@ def _transfer_phases(config, data, resolved, ctx, previous):
     return classifier, tuple(phases), evaluations
 
 
-def baseline(config, data, ctx):
-    """The same network (its base cut where the transfer run cuts it) from
-    random initialisation on the same data, epochs (both phases' together)
-    and augmentation."""
+def scratch_epochs(config):
+    """A from-scratch network's budget: the epochs of the phases a transfer
+    run with these settings trains."""
     fine_tunes = config.phase in ("both", "fine_tune")
-    epochs = config.epochs + (config.fine_tune_epochs if fine_tunes else 0)
-    logger.info(f"baseline: the same network from scratch, {epochs} epoch(s), "
-                f"seed {config.seed}")
+    return config.epochs + (config.fine_tune_epochs if fine_tunes else 0)
+
+
+def from_scratch(config, data, ctx, folder=None):
+    """The network (its base cut where a transfer run cuts it) from random
+    initialisation, all of it trained at the from-scratch rate, on the same
+    data, budget and augmentation; in `folder` under the run's own.
+    Returns (classifier, its PhaseResult with the test summary, Evaluation)."""
     classifier, result = scratch.train_from_scratch(
         "scratch", data, config=config, strategy=ctx.strategy,
-        image_size=ctx.image_size, global_batch=ctx.global_batch, epochs=epochs,
-        learning_rate=config.scratch_learning_rate,
-        output_dir=os.path.join(ctx.output_dir, "baseline"),
+        image_size=ctx.image_size, global_batch=ctx.global_batch,
+        epochs=scratch_epochs(config), learning_rate=config.scratch_learning_rate,
+        output_dir=os.path.join(ctx.output_dir, folder) if folder else ctx.output_dir,
         class_weight=ctx.class_weight,
-        backup_root=os.path.join(ctx.backup_root, "baseline"), writes=ctx.writes,
+        backup_root=os.path.join(ctx.backup_root, folder) if folder else ctx.backup_root,
+        writes=ctx.writes,
         base_layer=config.base_layer,
     )
-    report = evaluate_on_test(classifier, ctx, data, config, "test of the baseline").report
-    result = dataclasses.replace(result, test=evaluate.summary(report))
-    return {"phases": {result.name: result.to_dict()}, "test": report}
+    evaluation = evaluate_on_test(classifier, ctx, data, config,
+                                  "test of the baseline" if folder else "test")
+    return (classifier, dataclasses.replace(result, test=evaluate.summary(evaluation.report)),
+            evaluation)
+
+
+def baseline(config, data, ctx):
+    """`--baseline`: `from_scratch` beside the transfer run, for the report."""
+    logger.info(f"baseline: the same network from scratch, {scratch_epochs(config)} "
+                f"epoch(s), seed {config.seed}")
+    _, result, evaluation = from_scratch(config, data, ctx, "baseline")
+    return {"phases": {result.name: result.to_dict()}, "test": evaluation.report}
 
 
 def train_seed(config, data, resolved, ctx, previous):
     """Transfer phases, safety net and (with `--baseline`) scratch, for
     `config.seed`; returns a `SeedOutcome`."""
+    if resolved.kind == "none" and config.phase != "fine_tune":
+        # A head on a frozen random base learns next to nothing: without
+        # pretrained weights the whole network trains, as from scratch it must.
+        classifier, result, evaluation = from_scratch(config, data, ctx)
+        return SeedOutcome(seed=config.seed, classifier=classifier, phases=(result,),
+                           final=evaluation)
     classifier, phases, evaluations = _transfer_phases(config, data, resolved, ctx, previous)
     decision = safety_net.keep_best_phase(classifier, phases, config)
     kept = decision["exported_phase"] if decision else phases[-1].name
