@@ -7,7 +7,8 @@ from keras_transfer.models import backbones
 from keras_transfer.models import classifier as model_lib
 
 
-@pytest.mark.parametrize("name", ["vgg16", "resnet50", "mobilenet_v2", "efficientnet_b0"])
+@pytest.mark.parametrize("name", ["vgg16", "resnet50", "mobilenet_v2", "mobilenet_v3_small",
+                                  "efficientnet_b0"])
 def test_entry_builds_at_min_size_and_knows_its_blocks(name):
     spec = backbones.get(name)
     base = spec.build(spec.min_size)
@@ -26,6 +27,9 @@ def test_preprocessing_is_the_backbones_own():
     # MobileNetV2 scales to [-1, 1].
     assert np.asarray(backbones.get("vgg16").preprocess_input(pixels.copy())).max() < 255 - 100
     assert np.allclose(backbones.get("mobilenet_v2").preprocess_input(pixels.copy()), 1.0)
+    # MobileNetV3 rescales inside the base: its preprocess_input passes pixels through.
+    assert np.array_equal(backbones.get("mobilenet_v3_small").preprocess_input(pixels.copy()),
+                          pixels)
 
 
 def test_unknown_model_is_a_clear_error():

@@ -119,6 +119,20 @@ REGISTRY = {
             ),
         ),
         BackboneSpec(
+            # The natural small student (--phase=distill): 0.94 M parameters
+            # without its top. Its rescaling to [-1, 1] is a layer of the model
+            # itself (`include_preprocessing`), so `preprocess_input` passes
+            # pixels through unchanged.
+            name="mobilenet_v3_small",
+            module="mobilenet_v3",
+            constructor="MobileNetV3Small",
+            min_size=32,
+            default_size=224,
+            unfreeze_from="expanded_conv_10_expand",
+            blocks={f"expanded_conv_{i}": f"expanded_conv_{i}_expand" for i in range(1, 11)},
+            imagenet_notop_file="weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5",
+        ),
+        BackboneSpec(
             name="efficientnet_b0",
             module="efficientnet",
             constructor="EfficientNetB0",
