@@ -8,10 +8,11 @@ import dataclasses
 import os
 from typing import Optional, Tuple
 
+from keras_transfer import distill_checks
 from keras_transfer.checks import ConfigError, require, validate_choice, validate_range
 from keras_transfer.models import backbones
 
-PHASES = ("feature_extraction", "fine_tune", "both", "pretrain")
+PHASES = ("feature_extraction", "fine_tune", "both", "pretrain", "distill")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 WEIGHT_KEYWORDS = ("auto", "imagenet", "none", "source")
 AUGMENTATIONS = ("flip", "rotation", "zoom")
@@ -80,6 +81,10 @@ class RunConfig:
     max_megapixels: float = 50.0
     feature_cache: str = "auto"
     feature_cache_copies: int = 0
+    teacher: Optional[str] = None
+    temperature: float = 4.0
+    distill_alpha: float = 0.5
+    unlabeled_data: Optional[str] = None
     verbose: int = 2
 
     def __post_init__(self):
@@ -275,6 +280,7 @@ def _validate(config):
     validate_range("max_broken_fraction", config.max_broken_fraction, 0.0, 1.0)
     validate_range("max_megapixels", config.max_megapixels, 0.0, low_inclusive=False)
     _validate_data_options(config)
+    distill_checks.validate(config)
     require(config.cache_dir is None or not os.path.exists(config.cache_dir)
              or os.path.isdir(config.cache_dir),
              f"cache_dir must be a folder (created if missing). Received: "

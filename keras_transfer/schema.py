@@ -18,6 +18,7 @@ a finished run reads it through `RunRecord`, so a key is spelled once, here:
 | `safety_net` | the safety net's decision (`exported_phase`, ...), or null | report, compare, re-export |
 | `repeats` | per-seed test scores and their spread | report |
 | `baseline`, `comparison` | with `--baseline`: scratch, and transfer against it | report |
+| `distillation` | `--phase=distill`: the teacher (run, test scores, parameters), the student, their agreement, the settings, and the share of the teacher–scratch gap closed; else null | report, model card |
 | `resumed` | null, or the epochs done before a restart, per phase | people |
 | `plots` | the PNGs written | report |
 | `export` | the export's `path` and `version`, or null | the Python API |
@@ -53,6 +54,7 @@ class RunRecord:
     repeats: Optional[dict] = None
     baseline: Optional[dict] = None
     comparison: Optional[dict] = None
+    distillation: Optional[dict] = None
     resumed: Optional[dict] = None
     plots: dict = dataclasses.field(default_factory=dict)
     export: Optional[dict] = None

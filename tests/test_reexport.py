@@ -16,16 +16,17 @@ from sklearn.datasets import load_digits
 from conftest import TINY, run_python
 from keras_transfer import config as config_lib
 from keras_transfer import schema
+from keras_transfer.models import finished_run as run_folder
 from keras_transfer.serving import reexport
 from keras_transfer.run import execute as run_lib
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, cache_dir):
+def finished_run(tmp_path_factory, cache_dir, random_vgg16_base):
     """A tiny real run (both phases) with its version 1 export, TFLite included."""
     output_dir = str(tmp_path_factory.mktemp("reexport") / "run")
     config = config_lib.RunConfig(**{**TINY, "output_dir": output_dir, "cache_dir": cache_dir,
-                                     "weights": "none", "export_tflite": True,
+                                     "weights": random_vgg16_base, "export_tflite": True,
                                      "max_megapixels": 20.0})  # Carried to serving.
     metrics = run_lib.run(config)
     return output_dir, metrics
@@ -61,7 +62,7 @@ def test_run_export_carries_a_model_card(finished_run):
     assert card["class_names"] == ["5", "6", "7", "8", "9"]
     assert card["image_size"] == 32 and card["channels"] == 1
     assert card["max_megapixels"] == 20.0
-    assert card["weights"]["kind"] == "none"
+    assert card["weights"]["kind"] == "file"
     assert card["training_config"] == metrics["config"]
     assert card["test_metrics"]["accuracy"] == metrics["test"]["accuracy"]
     assert card["test_metrics"]["confusion_matrix"] == metrics["test"]["confusion_matrix"]
@@ -130,21 +131,21 @@ def test_best_checkpoint_prefers_the_last_phase(tmp_path):
     checkpoints.mkdir()
     for phase in ("pretrain", "feature_extraction", "fine_tune"):
         (checkpoints / f"{phase}.weights.h5").write_bytes(b"")
-        assert reexport.best_checkpoint(str(tmp_path)) == str(
+        assert run_folder.best_checkpoint(str(tmp_path)) == str(
             checkpoints / f"{phase}.weights.h5")
     # The safety net exported phase 1's model: so does the re-export.
     kept = schema.RunRecord(config={}, test={},
                             safety_net={"exported_phase": "feature_extraction"})
-    assert reexport.best_checkpoint(str(tmp_path), kept) == str(
+    assert run_folder.best_checkpoint(str(tmp_path), kept) == str(
         checkpoints / "feature_extraction.weights.h5")
 
 
 def test_unfinished_run_is_refused_with_the_reason(tmp_path):
-    with pytest.raises(reexport.ReexportError,
+    with pytest.raises(run_folder.FinishedRunError,
                        match="run_dir must be the output folder of a finished run"):
         reexport.reexport(str(tmp_path))
     (tmp_path / "metrics.json").write_text(json.dumps(
         {"config": {}, "class_names": ["a", "b"], "dataset": {"channels": 1}}))
-    with pytest.raises(reexport.ReexportError, match="run_dir has no checkpoints"):
+    with pytest.raises(run_folder.FinishedRunError, match="run_dir has no checkpoints"):
         reexport.reexport(str(tmp_path))
     assert not (tmp_path / "export").exists()

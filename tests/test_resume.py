@@ -100,6 +100,7 @@ def test_killed_at_every_stage_the_same_command_finishes_the_run(tmp_path):
 @pytest.mark.parametrize("sent", [signal.SIGKILL, signal.SIGINT])
 def test_a_kill_from_outside_mid_phase_resumes(tmp_path, sent):
     output_dir = tmp_path / "run"
+    # --weights=none: one phase, the whole network from scratch, 4 epochs.
     command = _command(output_dir, tmp_path / "cache", weights="none", epochs=0,
                        fine_tune_epochs=4)
     with open(tmp_path / "stderr", "w") as stderr:
@@ -107,7 +108,7 @@ def test_a_kill_from_outside_mid_phase_resumes(tmp_path, sent):
         process = subprocess.Popen(
             command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-        state = output_dir / "backup" / "fine_tune" / "state.json"
+        state = output_dir / "backup" / "scratch" / "state.json"
         deadline = time.time() + 300
         while not state.exists() and process.poll() is None and time.time() < deadline:
             time.sleep(0.05)
@@ -123,8 +124,8 @@ def test_a_kill_from_outside_mid_phase_resumes(tmp_path, sent):
     result = _run(command)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = outputs.read_json(str(output_dir / "metrics.json"))
-    assert metrics["phases"]["fine_tune"]["epochs_run"] == 4
-    assert metrics["resumed"]["from_epoch"]["fine_tune"] >= 1
+    assert metrics["phases"]["scratch"]["epochs_run"] == 4
+    assert metrics["resumed"]["from_epoch"]["scratch"] >= 1
 
 
 INTERRUPTED = {"model": "vgg16", "classes": ["5", "6"], "image_size": 32, "weights": "auto",

@@ -27,7 +27,8 @@ def define_flags():
     flags.DEFINE_enum("model", _default("model"), sorted(backbones.REGISTRY), "Backbone.")
     flags.DEFINE_enum("phase", _default("phase"), config_lib.PHASES,
                       "feature_extraction, fine_tune, both (the first then the second), "
-                      "or pretrain (whole network from scratch; saves base weights).")
+                      "pretrain (whole network from scratch; saves base weights), or distill "
+                      "(a --model student learns from a --teacher run).")
     flags.DEFINE_string("weights", _default("weights"),
                         "auto, imagenet, none, source, or a base weights file.")
     flags.DEFINE_string("dataset", _default("dataset"),
@@ -35,6 +36,15 @@ def define_flags():
     flags.DEFINE_list("classes", None, "Subset of the dataset's classes (names).")
     flags.DEFINE_string("source_dataset", None, "Source task dataset for weights=source.")
     flags.DEFINE_list("source_classes", None, "Source task classes for weights=source.")
+    flags.DEFINE_string("teacher", None, "phase=distill: the output folder of a finished "
+                        "run; the student trains on its data, classes, splits and image size.")
+    flags.DEFINE_float("temperature", _default("temperature"), "phase=distill: softmax "
+                       "temperature of the teacher's and the student's outputs.")
+    flags.DEFINE_float("distill_alpha", _default("distill_alpha"), "phase=distill: weight of "
+                       "the labels' cross-entropy; 1 - alpha weighs the teacher's.")
+    flags.DEFINE_string("unlabeled_data", None, "phase=distill: images the student learns "
+                        "from the teacher alone: a folder, or rest (the training images "
+                        "beyond --examples_per_class, labels hidden).")
     flags.DEFINE_string("output_dir", None, "Folder for everything the run writes "
                         "(default: a new runs/MODEL-PHASE-TIMESTAMP).")
     flags.DEFINE_enum("strategy", _default("strategy"), config_lib.STRATEGIES,

@@ -65,7 +65,8 @@ def passes_per_epoch(examples, batch_size, min_steps):
 
 
 def make_dataset(examples, *, num_classes, batch_size, image_size, channels,
-                 training=False, seed=0, augment=(), min_steps=1, exact=False):
+                 training=False, seed=0, augment=(), min_steps=1, exact=False,
+                 targets=None):
     """Returns a batched `tf.data.Dataset` of (float32 pixels, one-hot labels).
 
     Args:
@@ -78,8 +79,12 @@ def make_dataset(examples, *, num_classes, batch_size, image_size, channels,
         cannot be read now left out rather than replaced by the next one,
         and each element carries the example's index in `examples`, so the
         evaluation counts each image once and knows which it read.
+      targets: float32 [examples, width] in place of the one-hot labels
+        (distillation packs labels and a teacher's outputs there); they
+        travel with their images through shuffle, repeat and augmentation.
     """
-    labels = tf.one_hot(examples.labels, num_classes, dtype=tf.float32)
+    labels = (tf.one_hot(examples.labels, num_classes, dtype=tf.float32) if targets is None
+              else tf.constant(targets, tf.float32))
     if exact:
         return _exact(examples, labels, batch_size, image_size, channels)
     if examples.images is not None:

@@ -52,6 +52,16 @@ class Examples:
         )
 
 
+def concatenate(first, second):
+    """`first`'s examples then `second`'s (both in memory, or both files)."""
+    if (first.images is None) != (second.images is None):
+        raise ValueError("cannot join examples in memory with examples in files")
+    join = (lambda a, b: None if a is None else np.concatenate([a, b]))
+    return Examples(labels=np.concatenate([first.labels, second.labels]),
+                    images=join(first.images, second.images),
+                    files=join(first.files, second.files))
+
+
 @dataclasses.dataclass(frozen=True)
 class LabelledData:
     """A task: class names and its train/validation/test splits."""
@@ -67,6 +77,9 @@ class LabelledData:
     # `--split_file` was applied.
     report: Optional[dict] = None
     split_summary: Optional[dict] = None
+    # The training split's examples beyond `--examples_per_class`: what
+    # `--unlabeled_data=rest` trains on with their labels hidden.
+    rest: Optional[Examples] = None
 
     @property
     def num_classes(self):

@@ -82,16 +82,19 @@ def stratified_split(examples, class_names, validation_fraction, test_fraction,
     return tuple(examples.take(part) for part in indices)
 
 
-def cap_per_class(examples, limit, seed):
-    """Keeps at most `limit` examples of each class (0 keeps all)."""
+def split_per_class(examples, limit, seed):
+    """(at most `limit` examples of each class, the others): the labelled
+    training split and the rest of it (`--unlabeled_data=rest`). 0 keeps all."""
     if not limit:
-        return examples
+        return examples, examples.take(np.zeros(0, np.int64))
     rng = np.random.default_rng(seed)
     keep = []
     for label in np.unique(examples.labels):
         members = np.flatnonzero(examples.labels == label)
         keep.extend(rng.permutation(members)[:limit])
-    return examples.take(np.sort(np.asarray(keep)))
+    kept = np.zeros(len(examples), bool)
+    kept[np.asarray(keep, np.int64)] = True
+    return examples.take(np.flatnonzero(kept)), examples.take(np.flatnonzero(~kept))
 
 
 def class_weights(labels, num_classes):

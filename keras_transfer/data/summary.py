@@ -1,6 +1,7 @@
 """What a run tells the user about its data: console lines, the
 `data_report.json` of a folder, and the `dataset` entry of metrics.json."""
 
+import hashlib
 import os
 
 from keras_transfer import outputs
@@ -42,12 +43,27 @@ def console_lines(data, class_weight):
     return lines
 
 
+def split_fingerprint(examples, root):
+    """A hash of a split's members and labels: the same images (by content
+    for embedded data, by path under `root` for a folder) in the same classes.
+    What lets `--phase=distill` tell the teacher's test split from another."""
+    digest = hashlib.sha256(examples.labels.astype("int64").tobytes())
+    if examples.images is not None:
+        digest.update(examples.images.tobytes())
+    else:
+        for path in examples.files:
+            digest.update(os.path.relpath(str(path), root).encode("utf-8", "surrogateescape"))
+            digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
 def metrics_entry(data):
     """The `dataset` entry of metrics.json: sizes, per-class counts, file counts."""
     entry = {"name": data.name, "class_names": list(data.class_names),
              "channels": data.channels, "split_sizes": data.split_sizes(),
              "class_counts": data.class_counts(),
-             "imbalance_ratio": round(imbalance_ratio(data), 3)}
+             "imbalance_ratio": round(imbalance_ratio(data), 3),
+             "test_fingerprint": split_fingerprint(data.test, data.name)}
     if data.report:
         entry["files"] = {key: data.report[key] for key in (
             "files_found", "images_used", "broken_count", "broken_fraction",

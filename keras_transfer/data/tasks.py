@@ -64,7 +64,7 @@ def load_task(spec, classes, *, role, seed, validation_fraction, test_fraction,
         examples, class_names, spec, split_file_path=split_file_path,
         validation_fraction=validation_fraction, test_fraction=test_fraction,
         seed=seed, flag=flag)
-    train = splits.cap_per_class(train, examples_per_class, seed)
+    train, rest = splits.split_per_class(train, examples_per_class, seed)
     if examples.images is not None:
         channels = examples.images.shape[-1]
         native_size = max(examples.images.shape[1:3])
@@ -80,6 +80,7 @@ def load_task(spec, classes, *, role, seed, validation_fraction, test_fraction,
         native_size=None if native_size is None else int(native_size),
         report=report,
         split_summary=split_summary,
+        rest=rest,
     )
 
 

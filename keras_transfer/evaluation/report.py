@@ -2,27 +2,18 @@
 questions in order: is it good, where does it fail, did transfer help."""
 
 from keras_transfer import schema
-from keras_transfer.evaluation import advice
+from keras_transfer.evaluation import advice, distill_report
+from keras_transfer.evaluation.markdown import number as _f, table as _table
 
 REPORT_FILE = "report.md"
 WELL_CALIBRATED_ECE = 0.05  # Below this, confidence and accuracy agree.
 MATRIX_TABLE_MAX_CLASSES = 15  # Above this a markdown table is unreadable.
 
 
-def _f(value, digits=3):
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
 def _change(before, after):
     if before is None or after is None:
         return "n/a"
     return f"{after - before:+.3f}"
-
-
-def _table(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return lines
 
 
 def _chance(test):
@@ -283,7 +274,7 @@ def render(metrics):
     config = run.config
     title = f"# {config['model']} on {run.dataset['name']}: test report"
     parts = [[title, ""], _at_a_glance(run), _is_it_good(run), _where_it_fails(run),
-             _phases(run), _transfer(run), _the_run(run)]
+             _phases(run), distill_report.section(run), _transfer(run), _the_run(run)]
     return "\n".join(line for part in parts for line in part)
 
 

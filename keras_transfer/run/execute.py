@@ -21,7 +21,7 @@ from keras_transfer.log import logger
 from keras_transfer.run import record, repeats
 from keras_transfer.run.prepare import prepare
 from keras_transfer.serving import export, model_card
-from keras_transfer.training import distribute, scratch, source, transfer
+from keras_transfer.training import distribute, scratch, source, student, transfer
 from keras_transfer.training.context import RunContext
 
 
@@ -34,7 +34,7 @@ def _summary(prepared, ctx):
         logger.info(line)
     logger.info(f"weights {config.weights} -> {prepared.resolved.kind}: "
                 f"{prepared.resolved.detail}")
-    if prepared.resolved.kind == "none" and config.phase != "fine_tune":
+    if prepared.resolved.kind == "none" and config.phase not in ("fine_tune", "distill"):
         logger.info(f"no pretrained weights: the whole network trains from scratch, "
                     f"{transfer.scratch_epochs(config)} epoch(s) (--epochs plus "
                     f"--fine_tune_epochs) at the from-scratch rate "
@@ -127,6 +127,11 @@ def _train(prepared, ctx):
     config, data = prepared.config, prepared.data
     if config.phase == "pretrain":
         outcome = _pretrain_phase(config, data, ctx)
+        return outcome, [repeats.scores_of(outcome)]
+    if config.phase == "distill":
+        teacher = prepared.teacher
+        outcome = student.distill_seed(config, data, prepared.resolved, ctx, teacher.record,
+                                       teacher.checkpoint)
         return outcome, [repeats.scores_of(outcome)]
     return repeats.run(config, ctx, lambda seed_config, seed_ctx: transfer.train_seed(
         seed_config, data, prepared.resolved, seed_ctx, prepared.previous))

@@ -14,6 +14,7 @@ from keras_transfer import config as config_lib, disk_space, outputs, schema
 from keras_transfer.data import summary as data_summary, tasks
 from keras_transfer.log import logger
 from keras_transfer.models import backbones, classifier as model_lib, weights
+from keras_transfer.run import teacher as teacher_lib
 from keras_transfer.training import distribute
 
 
@@ -36,6 +37,7 @@ class PreparedRun:
         multi-worker worker's scratch folder).
       lock: the `outputs.FolderLock` this process holds on `output_dir` for
         the run's life (None on a worker: only the chief holds the folder).
+      teacher: with `--phase=distill`, the run the student learns from.
     """
 
     config: config_lib.RunConfig
@@ -48,6 +50,7 @@ class PreparedRun:
     previous: Optional[schema.RunRecord]
     state: str
     lock: Optional[outputs.FolderLock]
+    teacher: Optional[teacher_lib.Teacher] = None
 
 
 def resolve_image_size(config, data):
@@ -103,7 +106,8 @@ def _base_layer(config, resolved, previous):
 
 def _baseline(config, resolved):
     """`--baseline`, unless the run itself is the network from scratch."""
-    if config.baseline and resolved.kind == "none" and config.phase != "fine_tune":
+    if config.baseline and resolved.kind == "none" and config.phase not in ("fine_tune",
+                                                                          "distill"):
         logger.warning("warning: --baseline adds nothing to --weights=none: the run itself "
                        "trains the network from scratch, as the baseline would; no baseline")
         return False
@@ -124,8 +128,11 @@ def prepare(config, strategy, writes):
     outputs go to a scratch folder that the run removes; the chief's folder
     (`config.output_dir`) is where every worker reads backups from.
     """
+    teacher = teacher_lib.read(config)
+    config = teacher_lib.with_teacher_data(config, teacher)
     data = tasks.load_for(config, "target", config.classes, config.dataset,
                           config.examples_per_class)
+    teacher_lib.check_same_test_split(teacher, data)
     image_size = resolve_image_size(config, data)
     resolved = weights.resolve(config, image_size)
     unfreeze = backbones.resolve_unfreeze(config.unfreeze, resolved.kind)
@@ -156,7 +163,7 @@ def prepare(config, strategy, writes):
         raise
     return PreparedRun(config=config, data=data, image_size=image_size, resolved=resolved,
                        unfreeze=unfreeze, output_dir=output_dir, run_config=run_config,
-                       previous=previous, state=state, lock=lock)
+                       previous=previous, state=state, lock=lock, teacher=teacher)
 
 
 def _record_settings(config, image_size, unfreeze, output_dir, state, previous):

@@ -30,6 +30,27 @@ def _resumed(state, outcome, source):
     return {"from_epoch": resumed} if state == "resume" or resumed else None
 
 
+def _distillation(outcome):
+    """The distillation entry, with the share of the teacher–scratch gap in
+    test accuracy the student closed (with `--baseline`; negative when it
+    lost to scratch, None when the teacher is no better than scratch)."""
+    entry = outcome.distillation
+    if entry is None:
+        return None
+    student = outcome.final.report["accuracy"]
+    entry = {**entry, "student": {**entry["student"], "test": {
+        key: outcome.final.report[key] for key in repeats.SCORES}}}
+    if outcome.baseline:
+        scratch, teacher = outcome.baseline["test"]["accuracy"], entry["teacher"]["test"]["accuracy"]
+        entry["scratch_test_accuracy"] = scratch
+        entry["gap_closed"] = (None if teacher <= scratch
+                               else round((student - scratch) / (teacher - scratch), 4))
+    logger.info(f"student test accuracy {student:.4f}, teacher "
+                f"{entry['teacher']['test']['accuracy']:.4f}; they agree on "
+                f"{entry['agreement']:.1%} of the test images")
+    return entry
+
+
 def record_of(prepared, ctx, outcome, rows, source):
     """The `schema.RunRecord` of a trained run, before its plots and export.
 
@@ -52,6 +73,7 @@ def record_of(prepared, ctx, outcome, rows, source):
         weights_fingerprint=fingerprint,
         versions=model_card.versions(),
         **repeats.entries(outcome, rows),
+        distillation=_distillation(outcome),
         resumed=_resumed(prepared.state, outcome, source),
         timings=_timings(outcome, source),
     )

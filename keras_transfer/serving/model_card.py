@@ -27,7 +27,7 @@ def versions():
 
 def from_record(run):
     """The run-specific part of a card, from a run's `schema.RunRecord`."""
-    return {
+    card = {
         "backbone": run.config["model"],
         "weights": run.weights,
         "dataset": run.dataset,
@@ -35,6 +35,11 @@ def from_record(run):
         "training_config": run.config,
         "trained_with": run.versions,
     }
+    if run.distillation:  # A student: the model it learned from.
+        teacher = run.distillation["teacher"]
+        card["distilled_from"] = {key: teacher[key] for key in (
+            "run_dir", "model", "parameters", "test")}
+    return card
 
 
 def complete(card, *, class_names, image_size, channels, signatures, max_megapixels):

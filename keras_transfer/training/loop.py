@@ -28,7 +28,9 @@ def with_sample_weights(dataset, class_weight):
     if not class_weight:
         return dataset
     table = tf.constant([class_weight[i] for i in range(len(class_weight))], tf.float32)
-    return dataset.map(lambda x, y: (x, y, tf.gather(table, tf.argmax(y, axis=-1))))
+    classes = len(class_weight)  # The one-hot label leads a wider (distillation) target.
+    return dataset.map(lambda x, y: (x, y, tf.gather(table, tf.argmax(y[..., :classes],
+                                                                      axis=-1))))
 
 
 def build_for(model, strategy, element_spec):

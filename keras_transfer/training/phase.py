@@ -63,14 +63,15 @@ def make_metrics(num_classes):
     return metrics
 
 
-def compile_classifier(model, strategy, learning_rate, config, num_classes):
+def compile_classifier(model, strategy, learning_rate, config, num_classes, loss=None):
     """(Re-)compiles inside the strategy scope so optimizer slots and metric
-    variables are created as distributed variables. Returns the metrics."""
+    variables are created as distributed variables. Returns the metrics.
+    `loss`: in place of the cross-entropy (distillation's)."""
     with strategy.scope():
         metrics = make_metrics(num_classes)
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate),
-            loss=keras.losses.CategoricalCrossentropy(
+            loss=loss or keras.losses.CategoricalCrossentropy(
                 label_smoothing=config.label_smoothing
             ),
             metrics=metrics,
@@ -142,7 +143,7 @@ def best_epoch_index(values, monitor):
 def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate,
               strategy, config, class_names, output_dir, class_weight=None,
               first_epoch=0, fit_model=None, backup_root=None, writes=True,
-              schedule="constant"):
+              schedule="constant", loss=None, steps_per_execution=None):
     """Compiles and fits `model` for one phase, then restores its best epoch
     (by `config.monitor`). `schedule` shapes the learning rate over the
     phase (`learning_rate_schedule`).
@@ -151,7 +152,9 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
     phases share one time axis in TensorBoard. `fit_model`, when given, shares
     the layers of `model` that train and is fitted in its place (the head on
     recorded features: `feature_cache`); the phase's checkpoint still holds
-    all of `model`'s weights.
+    all of `model`'s weights. `loss` replaces the cross-entropy (compiled
+    into the fitted model); `steps_per_execution` defaults to one step a
+    call, a whole epoch for a head on recorded features.
 
     Every epoch is backed up to `<backup_root>/backup/<name>` (default root:
     `output_dir`); a phase that finds a backup there continues from it.
@@ -163,7 +166,7 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
     # Known: the loop refuses data of unknown length before the first step.
     steps_per_epoch = int(train_data.cardinality())
     rate = learning_rate_schedule(schedule, learning_rate, steps_per_epoch * epochs)
-    metrics = compile_classifier(fitted, strategy, rate, config, len(class_names))
+    metrics = compile_classifier(fitted, strategy, rate, config, len(class_names), loss)
     backup_dir = os.path.join(backup_root or output_dir, "backup", name)
     resuming = backup_lib.read_state(backup_dir) is not None
     checkpoint = os.path.join(output_dir, "checkpoints", f"{name}.weights.h5")
@@ -181,7 +184,8 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
                 f"best epoch by {config.monitor}")
     # A head on recorded features takes microseconds a step: run a whole
     # epoch per call so Python's per-step overhead does not dominate.
-    steps_per_execution = 1 if fitted is model else max(1, steps_per_epoch)
+    if steps_per_execution is None:
+        steps_per_execution = 1 if fitted is model else max(1, steps_per_epoch)
     loop = loop_lib.Loop(fitted, strategy, steps_per_execution=steps_per_execution,
                          jit_compile=config.jit_compile)
     history = loop.fit(

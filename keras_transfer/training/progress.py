@@ -18,6 +18,7 @@ PASS_LABELS = {
     "feature_extraction": "phase 1 (feature extraction)",
     "fine_tune": "phase 2 (fine-tuning)",
     "scratch": "training from scratch",
+    "distill": "distillation",
 }
 
 # The metrics a progress line shows (all of them are in the history, the CSV

@@ -41,6 +41,7 @@ class SeedOutcome:
     final: Evaluation
     safety: Optional[dict] = None
     baseline: Optional[dict] = None
+    distillation: Optional[dict] = None  # --phase=distill: the teacher beside the student.
 
 
 def evaluate_on_test(classifier, ctx, data, config, when="test"):
@@ -134,7 +135,7 @@ def _transfer_phases(config, data, resolved, ctx, previous):
 def scratch_epochs(config):
     """A from-scratch network's budget: the epochs of the phases a transfer
     run with these settings trains."""
-    fine_tunes = config.phase in ("both", "fine_tune")
+    fine_tunes = config.phase in ("both", "fine_tune", "distill")
     return config.epochs + (config.fine_tune_epochs if fine_tunes else 0)
 
 

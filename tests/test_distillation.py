@@ -1,0 +1,184 @@
+"""`--phase=distill`: the loss against a hand computation, a student killed
+mid-distillation that finishes as if never stopped, an export that holds the
+student alone, a teacher left untouched, and the refusals."""
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from conftest import REPO, TINY, built_once, run_python
+from keras_transfer import config as config_lib, faults, outputs
+from keras_transfer.checks import ConfigError
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_the_loss_is_alpha_cross_entropy_plus_t_squared_kl_on_every_image():
+    """Hinton et al.'s loss, image by image: the cross-entropy only where
+    there is a label, the KL of the temperature-scaled softmaxes times T^2
+    everywhere; validation targets (labels alone) give the cross-entropy."""
+    import keras
+
+    from keras_transfer.training import distillation
+
+    rng = np.random.default_rng(0)
+    student_logits, teacher_logits = rng.normal(size=(4, 3)), 2 * rng.normal(size=(4, 3))
+    student, teacher = _softmax(student_logits), _softmax(teacher_logits)
+    labels, has_label = np.eye(3)[[0, 1, 2, 0]], np.array([1, 1, 0, 0])
+    temperature, alpha = 4.0, 0.3
+    loss = distillation.DistillationLoss(3, temperature, alpha)
+    packed = distillation.pack(labels, has_label, teacher).astype("float32")
+    per_image = np.asarray(loss.call(keras.ops.convert_to_tensor(packed),
+                                     keras.ops.convert_to_tensor(student.astype("float32"))))
+    soft_teacher = _softmax(teacher_logits / temperature)
+    soft_student = _softmax(student_logits / temperature)
+    kl = (soft_teacher * np.log(soft_teacher / soft_student)).sum(axis=1)
+    cross_entropy = -(labels * np.log(student)).sum(axis=1)
+    expected = alpha * has_label * cross_entropy + (1 - alpha) * temperature ** 2 * kl
+    np.testing.assert_allclose(per_image, expected, rtol=1e-5)
+    assert np.isclose(float(loss(packed, student.astype("float32"))), expected.mean(),
+                      rtol=1e-5)
+    validation = np.asarray(loss.call(keras.ops.convert_to_tensor(labels.astype("float32")),
+                                      keras.ops.convert_to_tensor(student.astype("float32"))))
+    np.testing.assert_allclose(validation, -(labels * np.log(student)).sum(axis=1), rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    """A finished tiny run (VGG16 from scratch, no export) to learn from."""
+    def build(folder):
+        from keras_transfer.run import execute
+
+        execute.run(config_lib.RunConfig(**{**TINY, "weights": "none", "export": False,
+                                            "examples_per_class": 6,
+                                            "output_dir": str(folder / "run")}))
+
+    return str(built_once(tmp_path_factory, "distill_teacher", build) / "run")
+
+
+def _digest(path):
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def _distill(output_dir, teacher, kill_at=None, **overrides):
+    settings = {**TINY, "phase": "distill", "teacher": teacher, "model": "mobilenet_v3_small",
+                "weights": "none", "examples_per_class": 2, "epochs": 2, "fine_tune_epochs": 0,
+                "early_stopping_patience": 0,
+                "deterministic": True, "verbose": 2, "output_dir": output_dir, **overrides}
+    env = {key: value for key, value in os.environ.items() if key != faults.ENV}
+    if kill_at:
+        env[faults.ENV] = kill_at
+    return subprocess.run([sys.executable, "-m", "keras_transfer.main",
+                           *[f"--{key}={value}" for key, value in settings.items()]],
+                          cwd=REPO, text=True, capture_output=True, env=env, timeout=600)
+
+
+def test_a_student_killed_mid_distillation_finishes_as_if_never_stopped(teacher, tmp_path):
+    """Killed after its first epoch, the same command finishes the student
+    bit-identical to one never stopped; the teacher's files are untouched, the
+    export holds the student alone and its card names the teacher."""
+    checkpoint = os.path.join(teacher, "checkpoints", "scratch.weights.h5")
+    before = _digest(checkpoint)
+    killed = _distill(str(tmp_path / "run"), teacher, kill_at="distill:1")
+    assert killed.returncode == -9, killed.stdout[-2000:] + killed.stderr[-3000:]
+    resumed = _distill(str(tmp_path / "run"), teacher)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "phase distill resumed after epoch 1" in resumed.stdout
+    assert "recording the teacher's outputs" in resumed.stdout
+    whole = _distill(str(tmp_path / "whole"), teacher, export=False)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    metrics = outputs.read_json(str(tmp_path / "run" / "metrics.json"))
+    assert metrics["weights_fingerprint"] == outputs.read_json(
+        str(tmp_path / "whole" / "metrics.json"))["weights_fingerprint"]
+    assert _digest(checkpoint) == before
+    entry = metrics["distillation"]
+    assert (entry["labelled"], entry["unlabelled"]) == (10, 0)  # 5 classes, 2 labels each.
+    assert entry["teacher"]["model"] == "vgg16" and entry["student"]["model"] == (
+        "mobilenet_v3_small")
+    assert 0.0 <= entry["agreement"] <= 1.0
+    assert list(metrics["phases"]) == ["distill"]
+    assert metrics["phases"]["distill"]["epochs_run"] == 2
+    assert metrics["dataset"]["test_fingerprint"] == outputs.read_json(
+        os.path.join(teacher, "metrics.json"))["dataset"]["test_fingerprint"]
+    export = str(tmp_path / "run" / "export" / "1")
+    served = run_python(f"""
+import json, numpy as np, tensorflow as tf
+loaded = tf.saved_model.load({export!r})
+print(sum(int(np.prod(v.shape)) for v in loaded.variables))
+serve = loaded.signatures["serving_pixels"]
+print(serve(pixels=tf.zeros([2, 8, 8, 1]))["probabilities"].shape)
+print(json.load(open({export!r} + "/assets/model_card.json"))["distilled_from"]["model"])
+""")
+    assert served.returncode == 0, served.stderr[-3000:]
+    size, shape, teacher_model = served.stdout.split("\n")[-4:-1]
+    # The student's weights and its Dropout's 2-number seed state: not one of
+    # the teacher's 1.7 million.
+    assert 0 <= int(size) - entry["student"]["parameters"] <= 2
+    assert shape == "(2, 5)" and teacher_model == "vgg16"
+
+
+def test_a_student_on_other_data_than_its_teacher_is_refused(teacher, tmp_path):
+    from keras_transfer.run import execute
+
+    def run(**overrides):
+        execute.run(config_lib.RunConfig(**{
+            **TINY, "phase": "distill", "teacher": teacher, "weights": "none",
+            "output_dir": str(tmp_path / "student"), **overrides}))
+
+    with pytest.raises(ConfigError, match=r"classes must be the teacher's \(None\) or left "
+                                          r"out. Received: classes=\('0', '1'\)"):
+        run(classes=("0", "1"))
+    with pytest.raises(ConfigError, match=r"test_fraction must be the teacher's \(0.2\)"):
+        run(test_fraction=0.3)
+    with pytest.raises(ConfigError, match="teacher must be the output folder of a "
+                                          "finished run"):
+        run(teacher=str(tmp_path / "missing"))
+    (tmp_path / "unfinished").mkdir()
+    with pytest.raises(ConfigError, match="teacher must be the output folder of a finished "
+                                          r"run \(with metrics.json\)"):
+        run(teacher=str(tmp_path / "unfinished"))
+    with pytest.raises(ConfigError, match="unlabeled_data is what phase=distill's student"):
+        config_lib.RunConfig(unlabeled_data="rest", examples_per_class=2)
+    assert not (tmp_path / "student").exists()  # Refused before anything was written.
+
+
+def test_the_rest_of_the_training_split_is_learnt_from_the_teacher_alone(teacher, tmp_path,
+                                                                         console):
+    """`--unlabeled_data=rest`: the training images beyond
+    `--examples_per_class` join with their labels hidden (never a validation
+    or test image); the metrics count the labelled ones."""
+    from keras_transfer.run import execute
+
+    metrics = execute.run(config_lib.RunConfig(**{
+        **TINY, "phase": "distill", "teacher": teacher, "weights": "none",
+        "model": "mobilenet_v3_small", "examples_per_class": 2, "unlabeled_data": "rest",
+        "fine_tune_epochs": 0, "export": False, "baseline": True,
+        "output_dir": str(tmp_path / "student")}))
+    entry = metrics["distillation"]
+    sizes = metrics["dataset"]["split_sizes"]
+    # What validation and test do not hold of digits 5-9 is the training split.
+    total = int(np.isin(load_digits().target, [5, 6, 7, 8, 9]).sum())
+    assert entry["labelled"] == sizes["train"] == 10
+    assert entry["unlabelled"] == total - sizes["validation"] - sizes["test"] - 10
+    assert ("10 labelled and %d unlabelled training images" % entry["unlabelled"]) in (
+        console.readouterr().out)
+    # With --baseline: the same student from scratch, and the share of the
+    # teacher's lead over it that the distilled student kept.
+    scratch, teacher_accuracy = (metrics["baseline"]["test"]["accuracy"],
+                                 entry["teacher"]["test"]["accuracy"])
+    assert entry["scratch_test_accuracy"] == scratch
+    if teacher_accuracy > scratch:
+        assert np.isclose(entry["gap_closed"], (metrics["test"]["accuracy"] - scratch)
+                          / (teacher_accuracy - scratch), atol=1e-4)
+    report = open(tmp_path / "student" / "report.md").read()
+    assert "## Distillation" in report and "| `mobilenet_v3_small` from scratch (same budget) |" in (
+        report)
