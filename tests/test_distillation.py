@@ -105,6 +105,12 @@ def test_a_student_killed_mid_distillation_finishes_as_if_never_stopped(teacher,
     assert entry["teacher"]["model"] == "vgg16" and entry["student"]["model"] == (
         "mobilenet_v3_small")
     assert 0.0 <= entry["agreement"] <= 1.0
+    # Its cost beside the teacher's: operations per image, and (the teacher
+    # ran with --noexport) the student's export measured alone.
+    assert entry["teacher"]["flops_per_image"] > 10 * entry["student"]["flops_per_image"] > 0
+    serving = entry["student"]["serving"]
+    assert serving["size_bytes"] > 0 and serving["latency_ms_batch1"] > 0
+    assert serving["images_per_second_batch64"] > 0 and entry["teacher"]["serving"] is None
     assert list(metrics["phases"]) == ["distill"]
     assert metrics["phases"]["distill"]["epochs_run"] == 2
     assert metrics["dataset"]["test_fingerprint"] == outputs.read_json(

@@ -311,6 +311,9 @@ def test_weights_none_trains_the_whole_network_from_scratch(tmp_path, cache_dir,
     assert np.abs(base.get_layer("conv1_bn").moving_mean.numpy()).max() > 0
     assert os.path.isfile(os.path.join(tmp_path, "run", "checkpoints", "scratch.weights.h5"))
     assert os.path.isdir(os.path.join(tmp_path, "run", "export", "1"))
+    with open(os.path.join(tmp_path, "run", "report.md")) as handle:
+        assert ("**Did transfer help?** no transfer here: the whole network trained from "
+                "scratch (`--weights=none`)") in handle.read()
 
 
 def test_metrics_json_is_valid_json(both_run):

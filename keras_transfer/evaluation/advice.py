@@ -65,7 +65,8 @@ def _what_to_try(run):
              "characters, which a flip changes)", "more labelled images per class"]
     if kind == "none":
         tries.append("a pretrained base: `--weights=imagenet` (offline: the Keras "
-                     "weights file, see the README's \"Your own folder\"), or "
+                     "weights file, see the README's \"What to expect on your own "
+                     "folder\"), or "
                      "`--source_dataset` with a related labelled dataset")
     else:
         tries.append(f"a lower cut (`--base_layer`, now `{config.get('base_layer')}`), "

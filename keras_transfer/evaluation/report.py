@@ -179,9 +179,19 @@ def _spread(entry):
             f"({entry['min']:.3f}–{entry['max']:.3f})")
 
 
+# A `--weights=none` run: the network itself trained from scratch.
+NO_TRANSFER = "no transfer here: the whole network trained from scratch (`--weights=none`)"
+
+
+def _from_scratch(run):
+    return (run.weights or {}).get("kind") == "none" and list(run.phases) == ["scratch"]
+
+
 def _transfer(run):
     lines = ["## Did transfer help?", ""]
     comparison = run.comparison
+    if _from_scratch(run):
+        return lines + [NO_TRANSFER[0].upper() + NO_TRANSFER[1:] + ".", ""]
     if not comparison:
         return lines + ["Not measured: this run has no from-scratch baseline. Rerun with "
                         "`--baseline --repeats=3` to train the same network from random "
@@ -244,7 +254,7 @@ def _at_a_glance(run):
         fails = "no test image is misclassified"
     comparison = run.comparison or {}
     helped = (_transfer_answer(comparison["exported"]) if "exported" in comparison
-              else "not measured (no --baseline)")
+              else NO_TRANSFER if _from_scratch(run) else "not measured (no --baseline)")
     safety = run.safety_net or {}
     lines = ["## At a glance", "", f"- **Is it good?** {good}.",
              f"- **Where does it fail?** {fails}.", f"- **Did transfer help?** {helped}."]

@@ -18,7 +18,7 @@ from keras_transfer import outputs, schema
 from keras_transfer.data import pipeline, splits, summary as data_summary
 from keras_transfer.evaluation import advice, metrics as evaluate, plots, report as report_lib
 from keras_transfer.log import logger
-from keras_transfer.run import record, repeats
+from keras_transfer.run import record, repeats, teacher as teacher_lib
 from keras_transfer.run.prepare import prepare
 from keras_transfer.serving import export, model_card
 from keras_transfer.training import distribute, scratch, source, student, transfer
@@ -175,6 +175,11 @@ def _run(prepared, strategy, started):
             f"{config.model} on {data.name}"))
         if ctx.writes:  # Else a worker: the chief exports and writes the results.
             run_record = _export(prepared, outcome.classifier, run_record)
+            if run_record.distillation and run_record.export:
+                run_record = dataclasses.replace(run_record, distillation=(
+                    teacher_lib.with_serving_costs(
+                        run_record.distillation, run_record.export["path"], prepared.teacher,
+                        prepared.image_size, prepared.data.channels)))
             run_record = dataclasses.replace(run_record, timings={
                 **run_record.timings, "total": round(time.time() - started, 2)})
             _write_results(ctx.output_dir, run_record.to_dict())

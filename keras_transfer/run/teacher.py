@@ -12,6 +12,7 @@ from keras_transfer import config as config_lib, schema
 from keras_transfer.checks import ConfigError
 from keras_transfer.data import summary as data_summary
 from keras_transfer.models import finished_run
+from keras_transfer.serving import cost, export
 
 # What decides the data and its splits; the student takes the teacher's.
 DATA_SETTINGS = ("dataset", "classes", "validation_fraction", "test_fraction",
@@ -79,3 +80,20 @@ def check_same_test_split(teacher, data):
             f"the test split is not the one the teacher was tested on (the data changed "
             f"since the teacher ran?): a student tested on other images cannot be compared "
             f"with it. Received: dataset={data.name!r}, teacher={teacher.run_dir!r}")
+
+
+def with_serving_costs(entry, student_export, teacher, image_size, channels):
+    """The distillation entry with each export's size on disk, batch-1
+    latency and batch-64 throughput, measured side by side; the teacher's
+    only where its run exported."""
+    try:
+        teacher_export = export.latest_export(teacher.run_dir)
+    except FileNotFoundError:
+        teacher_export = None  # A teacher run with --noexport.
+    folders = [student_export] + ([teacher_export] if teacher_export else [])
+    speed = cost.serving_speed(folders, image_size, channels)
+    measured = {role: {"export": folder, "size_bytes": cost.size_on_disk(folder),
+                       **speed[folder]}
+                for role, folder in zip(("student", "teacher"), folders)}
+    return {**entry, **{role: {**entry[role], "serving": measured.get(role)}
+                        for role in ("student", "teacher")}}

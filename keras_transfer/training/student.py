@@ -15,7 +15,7 @@ import numpy as np
 from keras_transfer.data import pipeline, sources
 from keras_transfer.evaluation import metrics as evaluate
 from keras_transfer.log import logger
-from keras_transfer.models import classifier as model_lib, finished_run
+from keras_transfer.models import classifier as model_lib, finished_run, flops
 from keras_transfer.training import distillation, phase as phase_lib, transfer
 
 
@@ -113,8 +113,12 @@ def distill_seed(config, data, resolved, ctx, teacher_record, teacher_checkpoint
         "teacher": {"run_dir": os.path.abspath(config.teacher),
                     "checkpoint": teacher_checkpoint, "model": teacher_record.config["model"],
                     "parameters": teacher.count_params(),
+                    "flops_per_image": flops.flops_per_image(teacher, ctx.image_size,
+                                                             data.channels),
                     "test": evaluate.summary(teacher_report)},
-        "student": {"model": config.model, "parameters": student.count_params()},
+        "student": {"model": config.model, "parameters": student.count_params(),
+                    "flops_per_image": flops.flops_per_image(student, ctx.image_size,
+                                                             data.channels)},
         "agreement": _agreement(final, (teacher_probabilities, teacher_indices)),
         "temperature": config.temperature, "alpha": config.distill_alpha,
         "labelled": int(has_label.sum()), "unlabelled": int((~has_label).sum()),
