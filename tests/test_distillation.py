@@ -188,3 +188,28 @@ def test_the_rest_of_the_training_split_is_learnt_from_the_teacher_alone(teacher
     report = open(tmp_path / "student" / "report.md").read()
     assert "## Distillation" in report and "| `mobilenet_v3_small` from scratch (same budget) |" in (
         report)
+
+
+def test_training_metrics_count_the_labelled_images_only():
+    """An unlabelled image has no label to be right or wrong about: the
+    student's accuracy and F1 are over the labelled images of each batch."""
+    import keras
+    import tensorflow as tf
+
+    from keras_transfer.training import distillation, phase
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    student = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
+    fitted = distillation.DistillingStudent(student, 3)
+    phase.compile_classifier(fitted, tf.distribute.get_strategy(), 1e-3,
+                             config_lib.RunConfig(), 3,
+                             loss=distillation.DistillationLoss(3, 4.0, 0.5))
+    images = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+    answers = student.predict(images, verbose=0)
+    right = np.eye(3)[answers.argmax(axis=1)]
+    wrong = np.eye(3)[(answers.argmax(axis=1) + 1) % 3]
+    labels = np.concatenate([right[:2], wrong[2:]])  # Only the labelled two are right.
+    logs = fitted.evaluate(images, distillation.pack(labels, [1, 1, 0, 0, 0, 0, 0, 0], answers),
+                           batch_size=8, verbose=0, return_dict=True)
+    assert logs["accuracy"] == 1.0 and logs["f1"] > 0

@@ -40,14 +40,16 @@ def _distillation(outcome):
     student = outcome.final.report["accuracy"]
     entry = {**entry, "student": {**entry["student"], "test": {
         key: outcome.final.report[key] for key in repeats.SCORES}}}
+    teacher = entry["teacher"]["test"]["accuracy"]
     if outcome.baseline:
-        scratch, teacher = outcome.baseline["test"]["accuracy"], entry["teacher"]["test"]["accuracy"]
+        scratch = outcome.baseline["test"]["accuracy"]
         entry["scratch_test_accuracy"] = scratch
         entry["gap_closed"] = (None if teacher <= scratch
                                else round((student - scratch) / (teacher - scratch), 4))
-    logger.info(f"student test accuracy {student:.4f}, teacher "
-                f"{entry['teacher']['test']['accuracy']:.4f}; they agree on "
-                f"{entry['agreement']:.1%} of the test images")
+    agreement = entry["agreement"]
+    logger.info(f"student test accuracy {student:.4f}, teacher {teacher:.4f}"
+                + ("" if agreement is None else
+                   f"; they agree on {agreement:.1%} of the test images"))
     return entry
 
 

@@ -69,12 +69,16 @@ def compile_classifier(model, strategy, learning_rate, config, num_classes, loss
     `loss`: in place of the cross-entropy (distillation's)."""
     with strategy.scope():
         metrics = make_metrics(num_classes)
+        # Distillation weighs its metrics by which images have a label
+        # (`DistillingStudent.compute_metrics`): Keras applies sample weights
+        # to `weighted_metrics` only.
+        which = "weighted_metrics" if loss is not None else "metrics"
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate),
             loss=loss or keras.losses.CategoricalCrossentropy(
                 label_smoothing=config.label_smoothing
             ),
-            metrics=metrics,
+            **{which: metrics},
             jit_compile=config.jit_compile,
         )
     return metrics
@@ -179,7 +183,8 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
         watched=[c for c in callbacks if backup_lib.resumable(c)],
         csv_path=os.path.join(output_dir, f"history_{name}.csv"))
     shape = "" if schedule == "constant" else f" ({schedule} decay to 0)"
-    logger.info(f"{progress.label_of(name)}: {epochs} epoch(s) at learning rate {learning_rate:g}{shape}, "
+    logger.info(f"{progress.label_of(name)}: {epochs} epoch(s) at learning rate "
+                f"{learning_rate:g}{shape}, "
                 f"{model.count_params() - _frozen(model):,} trainable parameters, "
                 f"best epoch by {config.monitor}")
     # A head on recorded features takes microseconds a step: run a whole

@@ -1,0 +1,170 @@
+"""Does distillation pay? Teacher, distilled student and the same student
+from scratch, side by side.
+
+`python benchmarks/distillation.py [--quick]` trains each teacher (the
+default run of `--teacher_models` on digits 5-9, all labels) once per seed,
+then for each student and label count one `--phase=distill` run with
+`--baseline` (the same student from scratch on the labelled images, the same
+budget and seed) and, below all labels, `--unlabeled_data=rest` (the rest of
+the training split, its labels hidden). Every run is a `python -m
+keras_transfer.main` process, as a user would type it; each row is appended to
+`--work_dir`/rows.jsonl as it finishes, so a restart resumes where it
+stopped. The table (means over seeds) goes into RESULTS.md between this
+script's markers; `--quick` (one teacher, one student, 10 labels, one seed,
+short budgets) prints it only.
+
+Targets (issue 22): the distilled student above the student from scratch on
+every row's mean and keeping at least half of the teacher's lead; at 10
+labels a class with the unlabelled rest, within 1 point of its teacher; its
+export answering batch-64 requests at least 5x as fast as the teacher's.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import table  # noqa: E402
+
+BEGIN = "<!-- benchmarks/distillation.py: begin (generated) -->"
+END = "<!-- benchmarks/distillation.py: end -->"
+
+
+def _main_run(output_dir, flags, log_path):
+    """Runs `python -m keras_transfer.main` unless `output_dir` finished."""
+    metrics_path = os.path.join(output_dir, "metrics.json")
+    if not os.path.exists(metrics_path):
+        command = [sys.executable, "-m", "keras_transfer.main", f"--output_dir={output_dir}",
+                   "--verbose=2", *flags]
+        with open(log_path, "w") as log:
+            if subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode:
+                raise SystemExit(f"{' '.join(command)} failed; see {log_path}")
+    with open(metrics_path) as handle:
+        return json.load(handle)
+
+
+def _rows(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _row(metrics, teacher, student, labels, seed):
+    entry = metrics["distillation"]
+    return {"teacher": teacher, "student": student, "labels": labels, "seed": seed,
+            "teacher_accuracy": entry["teacher"]["test"]["accuracy"],
+            "student_accuracy": entry["student"]["test"]["accuracy"],
+            "scratch_accuracy": entry.get("scratch_test_accuracy"),
+            "gap_closed": entry.get("gap_closed"), "agreement": entry["agreement"],
+            "unlabelled": entry["unlabelled"],
+            "speed_up": _speed_up(entry), "student_flops": entry["student"]["flops_per_image"],
+            "teacher_flops": entry["teacher"]["flops_per_image"]}
+
+
+def _speed_up(entry):
+    ours, theirs = [(entry[role].get("serving") or {}).get("images_per_second_batch64")
+                    for role in ("student", "teacher")]
+    return ours / theirs if ours and theirs else None
+
+
+def _mean(rows, key):
+    values = [row[key] for row in rows if row[key] is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _cell(value, form="{:.3f}"):
+    return "n/a" if value is None else form.format(value)
+
+
+def summary(rows):
+    """The table's rows: one per teacher, student and label count."""
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["teacher"], row["student"], row["labels"]), []).append(row)
+    lines = []
+    for (teacher, student, labels), group in sorted(groups.items(), key=lambda item: (
+            item[0][0], item[0][1], item[0][2] if isinstance(item[0][2], int) else 10 ** 9)):
+        teacher_accuracy, scratch = _mean(group, "teacher_accuracy"), _mean(group,
+                                                                            "scratch_accuracy")
+        student_accuracy = _mean(group, "student_accuracy")
+        lines.append((teacher, student, labels, len(group), _cell(teacher_accuracy),
+                      _cell(student_accuracy), _cell(scratch),
+                      _cell(None if scratch is None else student_accuracy - scratch, "{:+.3f}"),
+                      _cell(_mean(group, "gap_closed"), "{:.0%}"),
+                      _cell(_mean(group, "agreement"), "{:.1%}"),
+                      _cell(_mean(group, "speed_up"), "{:.1f}x"),
+                      _cell(_mean(group, "teacher_flops") / _mean(group, "student_flops"),
+                            "{:.0f}x")))
+    return table.markdown(
+        ("teacher", "student", "labels a class", "seeds", "teacher", "distilled student",
+         "student from scratch", "distilled - scratch", "of the teacher's lead kept",
+         "agreement with the teacher", "batch-64 speed-up", "fewer FLOPs"), lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--work_dir", default="/tmp/keras_transfer_distillation")
+    parser.add_argument("--teacher_models", default="vgg16,resnet50")
+    parser.add_argument("--students", default="mobilenet_v3_small,mobilenet_v2")
+    parser.add_argument("--labels", default="10,20,all")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--results", default=os.path.join(os.path.dirname(__file__),
+                                                          "RESULTS.md"))
+    args = parser.parse_args()
+    if args.quick:
+        args.teacher_models, args.students, args.labels, args.seeds = (
+            "vgg16", "mobilenet_v3_small", "10", "0")
+    work = os.path.join(args.work_dir, "quick" if args.quick else "full")
+    os.makedirs(work, exist_ok=True)
+    budget = (["--epochs=1", "--fine_tune_epochs=1", "--pretrain_epochs=1",
+               "--min_steps_per_epoch=5"] if args.quick else [])
+    cache = [f"--cache_dir={os.path.join(work, 'cache')}"]
+    rows_path = os.path.join(work, "rows.jsonl")
+    rows, started = _rows(rows_path), time.time()
+    done = {(row["teacher"], row["student"], str(row["labels"]), row["seed"]) for row in rows}
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for teacher in args.teacher_models.split(","):
+            teacher_dir = os.path.join(work, f"teacher-{teacher}-{seed}")
+            for student in args.students.split(","):
+                for labels in args.labels.split(","):
+                    if (teacher, student, labels, seed) in done:
+                        continue
+                    _main_run(teacher_dir, [f"--model={teacher}", f"--seed={seed}", *budget,
+                                            *cache], f"{teacher_dir}.log")
+                    name = f"student-{teacher}-{student}-{labels}-{seed}"
+                    unlabelled = ([] if labels == "all" else
+                                  [f"--examples_per_class={labels}", "--unlabeled_data=rest"])
+                    metrics = _main_run(os.path.join(work, name), [
+                        "--phase=distill", f"--teacher={teacher_dir}", f"--model={student}",
+                        "--weights=none", "--baseline", *unlabelled, *budget, *cache],
+                        os.path.join(work, f"{name}.log"))
+                    row = _row(metrics, teacher, student,
+                               labels if labels == "all" else int(labels), seed)
+                    with open(rows_path, "a") as handle:
+                        handle.write(json.dumps(row) + "\n")
+                    rows.append(row)
+    block = "\n".join([
+        "## Distillation (benchmarks/distillation.py)", "",
+        f"`python benchmarks/distillation.py{' --quick' if args.quick else ''}`, finished "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({(time.time() - started) / 60:.0f}"
+        " minutes this invocation; rows of earlier invocations are read from rows.jsonl). "
+        "Teachers: the default run on digits 5-9, all labels; students from random weights at "
+        "the teacher's image size, `--temperature=4 --distill_alpha=0.5` (the defaults), with "
+        "the unlabelled rest of the training split below all labels; the student from scratch "
+        "is `--baseline` of the same run. Test accuracy, mean over seeds; the speed-up is the "
+        "student's export against the teacher's, batch 64, measured side by side.", "",
+        summary(rows)])
+    print(block)
+    if not args.quick:
+        table.write_block(args.results, BEGIN, END, block)
+
+
+if __name__ == "__main__":
+    main()
