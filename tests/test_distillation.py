@@ -213,3 +213,55 @@ def test_training_metrics_count_the_labelled_images_only():
     logs = fitted.evaluate(images, distillation.pack(labels, [1, 1, 0, 0, 0, 0, 0, 0], answers),
                            batch_size=8, verbose=0, return_dict=True)
     assert logs["accuracy"] == 1.0 and logs["f1"] > 0
+
+
+def test_an_unlabelled_folder_never_lends_the_dataset_its_own_images(tmp_path):
+    """`--unlabeled_data=FOLDER`: images anywhere under it, checked, broken
+    ones skipped; the dataset's own images (its test and validation images
+    above all, by file identity: a link is caught too) never join the pool."""
+    from test_messy_folders import FRACTIONS, encode, make_folder, policy, write
+
+    from keras_transfer.data import tasks, unlabeled
+
+    dataset = make_folder(tmp_path / "all" / "data", {"cats": 12, "dogs": 12})
+    data = tasks.load_task(dataset, None, role="target", seed=0,
+                           folder_policy=policy(tmp_path), **FRACTIONS)
+    for index in range(3):
+        write(str(tmp_path / "all" / "extra" / "deep" / f"{index}.png"), encode("PNG"))
+    write(str(tmp_path / "all" / "extra" / "broken.png"), b"\x89PNG not really")
+    os.link(data.test.files[0], tmp_path / "all" / "extra" / "a_test_image.png")
+    pool = unlabeled.load(str(tmp_path / "all"), data, policy(tmp_path))
+    assert sorted(os.path.basename(path) for path in pool.examples.files) == [
+        "0.png", "1.png", "2.png"]
+    assert (pool.found, pool.broken, pool.of_the_target) == (29, 1, 25)
+    with pytest.raises(ConfigError, match="unlabeled_data has no usable image that is not "
+                                          "one of the dataset's own"):
+        unlabeled.load(dataset, data, policy(tmp_path))
+
+
+def test_an_unlabelled_folder_joins_an_in_memory_dataset_at_its_size(tmp_path):
+    from test_messy_folders import encode, policy, write
+
+    from keras_transfer.data import tasks, unlabeled
+
+    data = tasks.load_task("digits", None, role="target", seed=0, validation_fraction=0.1,
+                           test_fraction=0.2)
+    write(str(tmp_path / "pool" / "big.jpg"), encode("JPEG", size=(64, 48)))
+    pool = unlabeled.load(str(tmp_path / "pool"), data, policy(tmp_path))
+    assert pool.examples.images.shape == (1, 8, 8, 1)
+    assert pool.examples.images.dtype == data.train.images.dtype
+
+
+def test_a_student_learns_an_unlabelled_folder_from_its_teacher(teacher, tmp_path):
+    from test_messy_folders import encode, write
+
+    from keras_transfer.run import execute
+
+    for index in range(4):
+        write(str(tmp_path / "pool" / f"{index}.png"), encode("PNG", size=(16, 16)))
+    metrics = execute.run(config_lib.RunConfig(**{
+        **TINY, "phase": "distill", "teacher": teacher, "weights": "none",
+        "model": "mobilenet_v3_small", "unlabeled_data": str(tmp_path / "pool"),
+        "fine_tune_epochs": 0, "export": False, "output_dir": str(tmp_path / "student")}))
+    assert metrics["distillation"]["unlabelled"] == 4
+    assert metrics["distillation"]["labelled"] == metrics["dataset"]["split_sizes"]["train"]

@@ -80,6 +80,8 @@ class LabelledData:
     # The training split's examples beyond `--examples_per_class`: what
     # `--unlabeled_data=rest` trains on with their labels hidden.
     rest: Optional[Examples] = None
+    # `--unlabeled_data=FOLDER`'s images (`unlabeled.py`), set by the run.
+    unlabeled: Optional[Examples] = None
 
     @property
     def num_classes(self):

@@ -84,13 +84,18 @@ def load_task(spec, classes, *, role, seed, validation_fraction, test_fraction,
     )
 
 
-def load_for(config, role, classes, spec, examples_per_class):
-    """The task `config` describes for `role` ("target" or "source"): the
-    target's TFDS split and split file apply only to the target."""
-    policy = folders.FolderPolicy(
+def folder_policy(config):
+    """How `config` checks a folder's images (`folders.FolderPolicy`)."""
+    return folders.FolderPolicy(
         max_megapixels=config.max_megapixels,
         max_broken_fraction=config.max_broken_fraction,
         cache_dir=config_lib.cache_root(config), verbose=config.verbose)
+
+
+def load_for(config, role, classes, spec, examples_per_class):
+    """The task `config` describes for `role` ("target" or "source"): the
+    target's TFDS split and split file apply only to the target."""
+    policy = folder_policy(config)
     target = role == "target"
     return load_task(
         spec, classes, role=role, seed=config.seed,

@@ -10,8 +10,8 @@ import os
 import shutil
 from typing import Any, Optional
 
-from keras_transfer import config as config_lib, disk_space, outputs, schema
-from keras_transfer.data import summary as data_summary, tasks
+from keras_transfer import config as config_lib, disk_space, distill_checks, outputs, schema
+from keras_transfer.data import summary as data_summary, tasks, unlabeled
 from keras_transfer.log import logger
 from keras_transfer.models import backbones, classifier as model_lib, weights
 from keras_transfer.run import teacher as teacher_lib
@@ -133,6 +133,9 @@ def prepare(config, strategy, writes):
     data = tasks.load_for(config, "target", config.classes, config.dataset,
                           config.examples_per_class)
     teacher_lib.check_same_test_split(teacher, data)
+    if config.unlabeled_data not in (None, distill_checks.REST):
+        data = dataclasses.replace(data, unlabeled=unlabeled.load(
+            config.unlabeled_data, data, tasks.folder_policy(config)).examples)
     image_size = resolve_image_size(config, data)
     resolved = weights.resolve(config, image_size)
     unfreeze = backbones.resolve_unfreeze(config.unfreeze, resolved.kind)

@@ -20,8 +20,9 @@ from keras_transfer.training import distillation, phase as phase_lib, transfer
 
 
 def _training_examples(config, data):
-    """(labelled training images then the unlabelled pool, has-a-label mask)."""
-    pool = data.rest if config.unlabeled_data and data.rest is not None else None
+    """(labelled training images then the unlabelled pool, has-a-label mask):
+    the rest of the training split, or a folder's images (`data.unlabeled`)."""
+    pool = data.rest if config.unlabeled_data == "rest" else data.unlabeled
     if pool is None or not len(pool):
         return data.train, np.ones(len(data.train), bool)
     return (sources.concatenate(data.train, pool),
