@@ -11,7 +11,9 @@ keras_transfer.main` process, as a user would type it; each row is appended to
 `--work_dir`/rows.jsonl as it finishes, so a restart resumes where it
 stopped. The table (means over seeds) goes into RESULTS.md between this
 script's markers; `--quick` (one teacher, one student, 10 labels, one seed,
-short budgets) prints it only.
+short budgets) prints it only. `--sweep` runs a grid of `--temperatures` x
+`--alphas` instead (the first teacher, student and label count), what the
+defaults are chosen from.
 
 Targets (issue 22): the distilled student above the student from scratch on
 every row's mean and keeping at least half of the teacher's lead; at 10
@@ -33,6 +35,8 @@ import table  # noqa: E402
 
 BEGIN = "<!-- benchmarks/distillation.py: begin (generated) -->"
 END = "<!-- benchmarks/distillation.py: end -->"
+SWEEP_BEGIN = "<!-- benchmarks/distillation.py --sweep: begin (generated) -->"
+SWEEP_END = "<!-- benchmarks/distillation.py --sweep: end -->"
 
 
 def _main_run(output_dir, flags, log_path):
@@ -107,6 +111,51 @@ def summary(rows):
          "agreement with the teacher", "batch-64 speed-up", "fewer FLOPs"), lines)
 
 
+def sweep(args, work, budget, cache):
+    """`--sweep`: the distilled student's test accuracy over a grid of
+    `--temperatures` x `--alphas` (one teacher, student and label count), what
+    the defaults are chosen from."""
+    rows_path, started = os.path.join(work, "sweep.jsonl"), time.time()
+    rows = _rows(rows_path)
+    done = {(row["temperature"], row["alpha"], row["seed"]) for row in rows}
+    teacher, student = args.teacher_models.split(",")[0], args.students.split(",")[0]
+    labels = args.labels.split(",")[0]
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        teacher_dir = os.path.join(work, f"teacher-{teacher}-{seed}")
+        for temperature in [float(t) for t in args.temperatures.split(",")]:
+            for alpha in [float(a) for a in args.alphas.split(",")]:
+                if (temperature, alpha, seed) in done:
+                    continue
+                _main_run(teacher_dir, [f"--model={teacher}", f"--seed={seed}", *budget, *cache],
+                          f"{teacher_dir}.log")
+                name = f"sweep-{teacher}-{student}-{labels}-{seed}-t{temperature:g}-a{alpha:g}"
+                metrics = _main_run(os.path.join(work, name), [
+                    "--phase=distill", f"--teacher={teacher_dir}", f"--model={student}",
+                    "--weights=none", f"--examples_per_class={labels}",
+                    "--unlabeled_data=rest", f"--temperature={temperature:g}",
+                    f"--distill_alpha={alpha:g}", "--noexport", *budget, *cache],
+                    os.path.join(work, f"{name}.log"))
+                row = {"temperature": temperature, "alpha": alpha, "seed": seed,
+                       "accuracy": metrics["test"]["accuracy"]}
+                with open(rows_path, "a") as handle:
+                    handle.write(json.dumps(row) + "\n")
+                rows.append(row)
+    temperatures = sorted({row["temperature"] for row in rows})
+    alphas = sorted({row["alpha"] for row in rows})
+    cells = [[f"T = {t:g}"] + [_cell(_mean([r for r in rows if (r["temperature"], r["alpha"])
+                                             == (t, a)], "accuracy")) for a in alphas]
+             for t in temperatures]
+    seeds = sorted({row["seed"] for row in rows})
+    return "\n".join([
+        "## Distillation: temperature and alpha (benchmarks/distillation.py --sweep)", "",
+        f"`python benchmarks/distillation.py --sweep{' --quick' if args.quick else ''}`, finished "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({(time.time() - started) / 60:.0f}"
+        f" minutes this invocation). The distilled `{student}`'s test accuracy from the "
+        f"default `{teacher}` run on digits 5-9, {labels} labels a class and the unlabelled "
+        f"rest, from random weights; mean over seeds {seeds}.", "",
+        table.markdown(["", *[f"alpha = {a:g}" for a in alphas]], cells)])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
@@ -115,6 +164,10 @@ def main():
     parser.add_argument("--students", default="mobilenet_v3_small,mobilenet_v2")
     parser.add_argument("--labels", default="10,20,all")
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--sweep", action="store_true",
+                        help="a grid of --temperatures x --alphas instead")
+    parser.add_argument("--temperatures", default="1,2,4,8")
+    parser.add_argument("--alphas", default="0.1,0.5,0.9")
     parser.add_argument("--results", default=os.path.join(os.path.dirname(__file__),
                                                           "RESULTS.md"))
     args = parser.parse_args()
@@ -126,6 +179,13 @@ def main():
     budget = (["--epochs=1", "--fine_tune_epochs=1", "--pretrain_epochs=1",
                "--min_steps_per_epoch=5"] if args.quick else [])
     cache = [f"--cache_dir={os.path.join(work, 'cache')}"]
+    if args.sweep:
+        args.labels = args.labels if args.labels != "10,20,all" else "10"
+        block = sweep(args, work, budget, cache)
+        print(block)
+        if not args.quick:
+            table.write_block(args.results, SWEEP_BEGIN, SWEEP_END, block)
+        return
     rows_path = os.path.join(work, "rows.jsonl")
     rows, started = _rows(rows_path), time.time()
     done = {(row["teacher"], row["student"], str(row["labels"]), row["seed"]) for row in rows}
