@@ -36,6 +36,11 @@ def validate(config):
                 f"unlabeled_data must be {REST!r} (the training images beyond "
                 "--examples_per_class) or a folder of images. Received: "
                 f"unlabeled_data={config.unlabeled_data!r}")
+        # A class weight would fall on the unlabelled images by a label they lack.
+        require(config.class_weight == "none",
+                "class_weight weighs images by their label's class, and unlabeled_data's "
+                "images have none. Received: class_weight="
+                f"{config.class_weight!r}, unlabeled_data={config.unlabeled_data!r}")
         require(config.unlabeled_data != REST or config.examples_per_class > 0,
                 "unlabeled_data=rest is the training split beyond --examples_per_class, "
                 "which keeps every image now. Received: examples_per_class=0")

@@ -154,6 +154,9 @@ def test_a_student_on_other_data_than_its_teacher_is_refused(teacher, tmp_path):
         run(teacher=str(tmp_path / "unfinished"))
     with pytest.raises(ConfigError, match="unlabeled_data is what phase=distill's student"):
         config_lib.RunConfig(unlabeled_data="rest", examples_per_class=2)
+    with pytest.raises(ConfigError, match="unlabeled_data's images have none"):
+        config_lib.RunConfig(phase="distill", teacher=teacher, unlabeled_data="rest",
+                             examples_per_class=2, class_weight="balanced")
     assert not (tmp_path / "student").exists()  # Refused before anything was written.
 
 
