@@ -8,8 +8,9 @@ then for each student and label count one `--phase=distill` run with
 budget and seed) and, below all labels, `--unlabeled_data=rest` (the rest of
 the training split, its labels hidden). Every run is a `python -m
 keras_transfer.main` process, as a user would type it; each row is appended to
-`--work_dir`/rows.jsonl as it finishes, so a restart resumes where it
-stopped. The table (means over seeds) goes into RESULTS.md between this
+`benchmarks/distillation.jsonl` (`--rows`) as it finishes, so a restart, or a
+later session, resumes where it stopped (the runs themselves stay under
+`--work_dir`). The table (means over seeds) goes into RESULTS.md between this
 script's markers; `--quick` (one teacher, one student, 10 labels, one seed,
 short budgets) prints it only. `--sweep` runs a grid of `--temperatures` x
 `--alphas` instead (the first teacher, student and label count), what the
@@ -115,7 +116,7 @@ def sweep(args, work, budget, cache):
     """`--sweep`: the distilled student's test accuracy over a grid of
     `--temperatures` x `--alphas` (one teacher, student and label count), what
     the defaults are chosen from."""
-    rows_path, started = os.path.join(work, "sweep.jsonl"), time.time()
+    rows_path, started = args.rows.replace(".jsonl", "_sweep.jsonl"), time.time()
     rows = _rows(rows_path)
     done = {(row["temperature"], row["alpha"], row["seed"]) for row in rows}
     teacher, student = args.teacher_models.split(",")[0], args.students.split(",")[0]
@@ -168,6 +169,8 @@ def main():
                         help="a grid of --temperatures x --alphas instead")
     parser.add_argument("--temperatures", default="1,2,4,8")
     parser.add_argument("--alphas", default="0.1,0.5,0.9")
+    parser.add_argument("--rows", default=None, help="finished rows, one JSON line each "
+                        "(default: benchmarks/distillation[_quick].jsonl)")
     parser.add_argument("--results", default=os.path.join(os.path.dirname(__file__),
                                                           "RESULTS.md"))
     args = parser.parse_args()
@@ -175,6 +178,9 @@ def main():
         args.teacher_models, args.students, args.labels, args.seeds = (
             "vgg16", "mobilenet_v3_small", "10", "0")
     work = os.path.join(args.work_dir, "quick" if args.quick else "full")
+    args.rows = args.rows or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)),
+        f"distillation{'_quick' if args.quick else ''}.jsonl")
     os.makedirs(work, exist_ok=True)
     budget = (["--epochs=1", "--fine_tune_epochs=1", "--pretrain_epochs=1",
                "--min_steps_per_epoch=5"] if args.quick else [])
@@ -186,7 +192,7 @@ def main():
         if not args.quick:
             table.write_block(args.results, SWEEP_BEGIN, SWEEP_END, block)
         return
-    rows_path = os.path.join(work, "rows.jsonl")
+    rows_path = args.rows
     rows, started = _rows(rows_path), time.time()
     done = {(row["teacher"], row["student"], str(row["labels"]), row["seed"]) for row in rows}
     for seed in [int(s) for s in args.seeds.split(",")]:
@@ -214,7 +220,8 @@ def main():
         "## Distillation (benchmarks/distillation.py)", "",
         f"`python benchmarks/distillation.py{' --quick' if args.quick else ''}`, finished "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({(time.time() - started) / 60:.0f}"
-        " minutes this invocation; rows of earlier invocations are read from rows.jsonl). "
+        " minutes this invocation; rows of earlier invocations are read from "
+        "benchmarks/distillation.jsonl). "
         "Teachers: the default run on digits 5-9, all labels; students from random weights at "
         "the teacher's image size, `--temperature=4 --distill_alpha=0.5` (the defaults), with "
         "the unlabelled rest of the training split below all labels; the student from scratch "
