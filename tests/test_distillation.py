@@ -127,7 +127,7 @@ print(json.load(open({export!r} + "/assets/model_card.json"))["distilled_from"][
     assert served.returncode == 0, served.stderr[-3000:]
     size, shape, teacher_model = served.stdout.split("\n")[-4:-1]
     # The student's weights and its Dropout's 2-number seed state: not one of
-    # the teacher's 1.7 million.
+    # the teacher's 14.7 million.
     assert 0 <= int(size) - entry["student"]["parameters"] <= 2
     assert shape == "(2, 5)" and teacher_model == "vgg16"
 
