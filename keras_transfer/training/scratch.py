@@ -25,9 +25,7 @@ def train_from_scratch(name, data, *, config, strategy, image_size, global_batch
             base_in_inference_mode=False, base_layer=base_layer,
         )
     model_lib.set_trainable_for_phase(classifier, config.backbone, "scratch")
-    model_lib.set_batchnorm_momentum(classifier, model_lib.SCRATCH_BATCHNORM_MOMENTUM)
-    if strategy.num_replicas_in_sync > 1:
-        model_lib.synchronize_batchnorm(classifier)
+    learn_batchnorm_statistics(classifier, strategy)
     train_data, validation_data = pipeline.training_datasets(data, config, image_size,
                                                              global_batch)
     result = phase_lib.run_phase(
@@ -37,6 +35,15 @@ def train_from_scratch(name, data, *, config, strategy, image_size, global_batch
         backup_root=backup_root, writes=writes,
     )
     return classifier, result
+
+
+def learn_batchnorm_statistics(classifier, strategy):
+    """BatchNormalization of a randomly initialised network: a momentum its
+    moving statistics keep up with in a short run, synchronised across
+    replicas."""
+    model_lib.set_batchnorm_momentum(classifier, model_lib.SCRATCH_BATCHNORM_MOMENTUM)
+    if strategy.num_replicas_in_sync > 1:
+        model_lib.synchronize_batchnorm(classifier)
 
 
 def save_base_weights(classifier, path):

@@ -16,7 +16,7 @@ from keras_transfer.data import pipeline, sources
 from keras_transfer.evaluation import metrics as evaluate
 from keras_transfer.log import logger
 from keras_transfer.models import classifier as model_lib, finished_run, flops
-from keras_transfer.training import distillation, phase as phase_lib, transfer
+from keras_transfer.training import distillation, phase as phase_lib, scratch, transfer
 
 
 def _training_examples(config, data):
@@ -55,9 +55,7 @@ def _build(config, data, resolved, ctx, teacher_record, teacher_checkpoint):
             base_in_inference_mode=resolved.kind != "none")
     model_lib.set_trainable_for_phase(student, config.backbone, "scratch")
     if resolved.kind == "none":
-        model_lib.set_batchnorm_momentum(student, model_lib.SCRATCH_BATCHNORM_MOMENTUM)
-        if ctx.strategy.num_replicas_in_sync > 1:
-            model_lib.synchronize_batchnorm(student)
+        scratch.learn_batchnorm_statistics(student, ctx.strategy)
     return teacher, student
 
 
