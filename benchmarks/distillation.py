@@ -16,6 +16,12 @@ short budgets) prints it only. `--sweep` runs a grid of `--temperatures` x
 `--alphas` instead (the first teacher, student and label count), what the
 defaults are chosen from.
 
+`--dataset=fashion_mnist` runs the Fashion-MNIST case instead: the teacher is
+the default run on classes 5-9 with 1,000 labels (200 a class; its source
+task, classes 0-4, capped at 1,000 images a class so a CPU trains it in
+minutes), the students learn from the same 1,000 labels and the rest of the
+training split unlabelled.
+
 Targets (issue 22): the distilled student above the student from scratch on
 every row's mean and keeping at least half of the teacher's lead; at 10
 labels a class with the unlabelled rest, within 1 point of its teacher; its
@@ -40,6 +46,13 @@ SWEEP_BEGIN = "<!-- benchmarks/distillation.py --sweep: begin (generated) -->"
 SWEEP_END = "<!-- benchmarks/distillation.py --sweep: end -->"
 
 
+# What each data set's teachers are trained on, and the student's label counts.
+TEACHER_FLAGS = {"digits": [],
+                 "fashion_mnist": ["--dataset=fashion_mnist", "--examples_per_class=200",
+                                   "--source_examples_per_class=1000"]}
+STUDENT_LABELS = {"digits": "10,20,all", "fashion_mnist": "200"}
+
+
 def _main_run(output_dir, flags, log_path):
     """Runs `python -m keras_transfer.main` unless `output_dir` finished."""
     metrics_path = os.path.join(output_dir, "metrics.json")
@@ -60,9 +73,9 @@ def _rows(path):
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def _row(metrics, teacher, student, labels, seed):
+def _row(metrics, dataset, teacher, student, labels, seed):
     entry = metrics["distillation"]
-    return {"teacher": teacher, "student": student, "labels": labels, "seed": seed,
+    return {"dataset": dataset, "teacher": teacher, "student": student, "labels": labels, "seed": seed,
             "teacher_accuracy": entry["teacher"]["test"]["accuracy"],
             "student_accuracy": entry["student"]["test"]["accuracy"],
             "scratch_accuracy": entry.get("scratch_test_accuracy"),
@@ -91,14 +104,15 @@ def summary(rows):
     """The table's rows: one per teacher, student and label count."""
     groups = {}
     for row in rows:
-        groups.setdefault((row["teacher"], row["student"], row["labels"]), []).append(row)
+        key = (row.get("dataset", "digits"), row["teacher"], row["student"], row["labels"])
+        groups.setdefault(key, []).append(row)
     lines = []
-    for (teacher, student, labels), group in sorted(groups.items(), key=lambda item: (
-            item[0][0], item[0][1], item[0][2] if isinstance(item[0][2], int) else 10 ** 9)):
+    for (dataset, teacher, student, labels), group in sorted(groups.items(), key=lambda item: (
+            *item[0][:3], item[0][3] if isinstance(item[0][3], int) else 10 ** 9)):
         teacher_accuracy, scratch = _mean(group, "teacher_accuracy"), _mean(group,
                                                                             "scratch_accuracy")
         student_accuracy = _mean(group, "student_accuracy")
-        lines.append((teacher, student, labels, len(group), _cell(teacher_accuracy),
+        lines.append((dataset, teacher, student, labels, len(group), _cell(teacher_accuracy),
                       _cell(student_accuracy), _cell(scratch),
                       _cell(None if scratch is None else student_accuracy - scratch, "{:+.3f}"),
                       _cell(_mean(group, "gap_closed"), "{:.0%}"),
@@ -107,7 +121,7 @@ def summary(rows):
                       _cell(_mean(group, "teacher_flops") / _mean(group, "student_flops"),
                             "{:.0f}x")))
     return table.markdown(
-        ("teacher", "student", "labels a class", "seeds", "teacher", "distilled student",
+        ("data", "teacher", "student", "labels a class", "seeds", "teacher", "distilled student",
          "student from scratch", "distilled - scratch", "of the teacher's lead kept",
          "agreement with the teacher", "batch-64 speed-up", "fewer FLOPs"), lines)
 
@@ -163,7 +177,10 @@ def main():
     parser.add_argument("--work_dir", default="/tmp/keras_transfer_distillation")
     parser.add_argument("--teacher_models", default="vgg16,resnet50")
     parser.add_argument("--students", default="mobilenet_v3_small,mobilenet_v2")
-    parser.add_argument("--labels", default="10,20,all")
+    parser.add_argument("--dataset", default="digits", choices=sorted(TEACHER_FLAGS))
+    parser.add_argument("--labels", default=None,
+                        help="labels a class, or all (default: 10,20,all on digits, 200 on "
+                        "fashion_mnist)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--sweep", action="store_true",
                         help="a grid of --temperatures x --alphas instead")
@@ -174,9 +191,10 @@ def main():
     parser.add_argument("--results", default=os.path.join(os.path.dirname(__file__),
                                                           "RESULTS.md"))
     args = parser.parse_args()
+    args.labels = args.labels or STUDENT_LABELS[args.dataset]
     if args.quick:
         args.teacher_models, args.students, args.labels, args.seeds = (
-            "vgg16", "mobilenet_v3_small", "10", "0")
+            "vgg16", "mobilenet_v3_small", args.labels.split(",")[0], "0")
     work = os.path.join(args.work_dir, "quick" if args.quick else "full")
     args.rows = args.rows or os.path.join(
         os.path.dirname(os.path.abspath(__file__)),
@@ -186,7 +204,8 @@ def main():
                "--min_steps_per_epoch=5"] if args.quick else [])
     cache = [f"--cache_dir={os.path.join(work, 'cache')}"]
     if args.sweep:
-        args.labels = args.labels if args.labels != "10,20,all" else "10"
+        if args.dataset != "digits":
+            parser.error("--sweep runs on digits only")
         block = sweep(args, work, budget, cache)
         print(block)
         if not args.quick:
@@ -194,24 +213,28 @@ def main():
         return
     rows_path = args.rows
     rows, started = _rows(rows_path), time.time()
-    done = {(row["teacher"], row["student"], str(row["labels"]), row["seed"]) for row in rows}
+    done = {(row.get("dataset", "digits"), row["teacher"], row["student"], str(row["labels"]),
+             row["seed"]) for row in rows}
+    # Digits' folders keep their first names, so earlier invocations' runs are found.
+    prefix = "" if args.dataset == "digits" else f"{args.dataset}-"
     for seed in [int(s) for s in args.seeds.split(",")]:
         for teacher in args.teacher_models.split(","):
-            teacher_dir = os.path.join(work, f"teacher-{teacher}-{seed}")
+            teacher_dir = os.path.join(work, f"{prefix}teacher-{teacher}-{seed}")
             for student in args.students.split(","):
                 for labels in args.labels.split(","):
-                    if (teacher, student, labels, seed) in done:
+                    if (args.dataset, teacher, student, labels, seed) in done:
                         continue
-                    _main_run(teacher_dir, [f"--model={teacher}", f"--seed={seed}", *budget,
-                                            *cache], f"{teacher_dir}.log")
-                    name = f"student-{teacher}-{student}-{labels}-{seed}"
+                    _main_run(teacher_dir, [f"--model={teacher}", f"--seed={seed}",
+                                            *TEACHER_FLAGS[args.dataset], *budget, *cache],
+                              f"{teacher_dir}.log")
+                    name = f"{prefix}student-{teacher}-{student}-{labels}-{seed}"
                     unlabelled = ([] if labels == "all" else
                                   [f"--examples_per_class={labels}", "--unlabeled_data=rest"])
                     metrics = _main_run(os.path.join(work, name), [
                         "--phase=distill", f"--teacher={teacher_dir}", f"--model={student}",
                         "--weights=none", "--baseline", *unlabelled, *budget, *cache],
                         os.path.join(work, f"{name}.log"))
-                    row = _row(metrics, teacher, student,
+                    row = _row(metrics, args.dataset, teacher, student,
                                labels if labels == "all" else int(labels), seed)
                     with open(rows_path, "a") as handle:
                         handle.write(json.dumps(row) + "\n")
@@ -222,7 +245,8 @@ def main():
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({(time.time() - started) / 60:.0f}"
         " minutes this invocation; rows of earlier invocations are read from "
         "benchmarks/distillation.jsonl). "
-        "Teachers: the default run on digits 5-9, all labels; students from random weights at "
+        "Teachers: the default run on digits 5-9, all labels (on Fashion-MNIST 5-9: 200 labels "
+        "a class, the source capped at 1,000 images a class); students from random weights at "
         "the teacher's image size, `--temperature=4 --distill_alpha=0.5` (the defaults), with "
         "the unlabelled rest of the training split below all labels; the student from scratch "
         "is `--baseline` of the same run. Test accuracy, mean over seeds; the speed-up is the "

@@ -8,18 +8,17 @@ import dataclasses
 import os
 from typing import Optional, Tuple
 
-from keras_transfer import distill_checks
+from keras_transfer import autoencoder_checks, data_checks, distill_checks
 from keras_transfer.checks import ConfigError, require, validate_choice, validate_range
 from keras_transfer.models import backbones
 
 PHASES = ("feature_extraction", "fine_tune", "both", "pretrain", "distill")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
-WEIGHT_KEYWORDS = ("auto", "imagenet", "none", "source")
+WEIGHT_KEYWORDS = ("auto", "imagenet", "none", "source", autoencoder_checks.AUTOENCODER)
 AUGMENTATIONS = ("flip", "rotation", "zoom")
 CLASS_WEIGHTS = ("none", "balanced")
 FEATURE_CACHE = ("auto", "memory", "disk", "off")
 SCHEDULES = ("cosine", "constant")
-EMBEDDED_DATASETS = ("digits", "fashion_mnist")
 # Validation quantities a phase can keep its best epoch by (Keras log names).
 MONITORS = ("val_loss", "val_accuracy", "val_f1", "val_precision", "val_recall", "val_auc")
 
@@ -85,6 +84,9 @@ class RunConfig:
     temperature: float = 4.0
     distill_alpha: float = 0.5
     unlabeled_data: Optional[str] = None
+    autoencoder: str = "denoising"
+    noise_stddev: float = 0.2
+    mask_ratio: float = 0.5
     verbose: int = 2
 
     def __post_init__(self):
@@ -115,7 +117,8 @@ class RunConfig:
         benchmarks/RESULTS.md, "Evidence behind the defaults")."""
         if self.fine_tune_learning_rate is not None:
             return self.fine_tune_learning_rate
-        return self.scratch_learning_rate if weights_kind in ("source", "none") else 1e-4
+        return (self.scratch_learning_rate if weights_kind in backbones.TRAINED_HERE + ("none",)
+                else 1e-4)
 
     @property
     def resolved_source_dataset(self):
@@ -136,49 +139,6 @@ def cache_root(config):
 # Beyond it one decoded image no longer fits in memory (100,000 px: 120 GB),
 # and the input pipeline, which skips images that fail, would skip them all.
 MAX_IMAGE_SIZE = 4096
-
-
-def _validate_dataset_spec(name, value):
-    if value is None:
-        return
-    require(bool(value), f"{name} must not be empty. Received: {name}={value!r}")
-    if value in EMBEDDED_DATASETS or value.startswith("tfds:"):
-        require(
-            value != "tfds:",
-            f"{name} needs a dataset name after 'tfds:'. Received: {name}={value!r}",
-        )
-        return
-    require(
-        os.path.isdir(value),
-        f"{name} must be one of {list(EMBEDDED_DATASETS)}, 'tfds:NAME' or an "
-        f"existing folder of class subfolders. Received: {name}={value!r}",
-    )
-
-
-def is_folder_spec(value):
-    """True for a dataset spec that names a folder (not embedded, not TFDS)."""
-    return value not in EMBEDDED_DATASETS and not value.startswith("tfds:")
-
-
-def _validate_data_options(config):
-    if config.split_file is not None:
-        require(
-            is_folder_spec(config.dataset),
-            "split_file pins the split of a folder dataset; dataset="
-            f"{config.dataset} has a fixed content. Received: split_file={config.split_file!r}",
-        )
-        parent = os.path.dirname(os.path.abspath(config.split_file))
-        require(
-            os.path.isdir(parent) and not os.path.isdir(config.split_file),
-            "split_file must be a file path in an existing folder. "
-            f"Received: split_file={config.split_file!r}",
-        )
-    if config.tfds_split is not None:
-        require(
-            config.dataset.startswith("tfds:"),
-            f"tfds_split selects splits of a tfds:NAME dataset. Received: "
-            f"dataset={config.dataset!r}, tfds_split={config.tfds_split!r}",
-        )
 
 
 def _validate(config):
@@ -214,8 +174,8 @@ def _validate(config):
         f"weights must be one of {list(WEIGHT_KEYWORDS)} or an existing "
         f"weights file. Received: weights={config.weights!r}",
     )
-    _validate_dataset_spec("dataset", config.dataset)
-    _validate_dataset_spec("source_dataset", config.source_dataset)
+    data_checks.validate_dataset_spec("dataset", config.dataset)
+    data_checks.validate_dataset_spec("source_dataset", config.source_dataset)
     for name in ("classes", "source_classes"):
         value = getattr(config, name)
         if value is not None:
@@ -279,8 +239,9 @@ def _validate(config):
     validate_range("test_fraction", config.test_fraction, 0.0, 0.5, False)
     validate_range("max_broken_fraction", config.max_broken_fraction, 0.0, 1.0)
     validate_range("max_megapixels", config.max_megapixels, 0.0, low_inclusive=False)
-    _validate_data_options(config)
+    data_checks.validate_data_options(config)
     distill_checks.validate(config)
+    autoencoder_checks.validate(config)
     require(config.cache_dir is None or not os.path.exists(config.cache_dir)
              or os.path.isdir(config.cache_dir),
              f"cache_dir must be a folder (created if missing). Received: "

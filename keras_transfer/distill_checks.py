@@ -4,6 +4,7 @@ read and checked against the data in `run/prepare.py`)."""
 
 import os
 
+from keras_transfer import autoencoder_checks
 from keras_transfer.checks import require, validate_range
 
 # `--unlabeled_data=rest`: the training split's images beyond
@@ -28,16 +29,20 @@ def validate(config):
     validate_range("temperature", config.temperature, 0.0, low_inclusive=False)
     validate_range("distill_alpha", config.distill_alpha, 0.0, 1.0)
     if config.unlabeled_data is not None:
-        # Only the student learns from images without labels, from its teacher.
-        require(config.phase == "distill",
-                "unlabeled_data is what phase=distill's student learns from its teacher. "
-                f"Received: unlabeled_data={config.unlabeled_data!r}, phase={config.phase!r}")
+        # Images without labels teach a student (from its teacher) or an
+        # autoencoder (by reconstruction); no other phase can use them.
+        require(config.phase == "distill" or autoencoder_checks.pretrains_autoencoder(config),
+                "unlabeled_data is what phase=distill's student learns from its teacher, or "
+                "what --weights=autoencoder reconstructs. Received: unlabeled_data="
+                f"{config.unlabeled_data!r}, phase={config.phase!r}, "
+                f"weights={config.weights!r}")
         require(config.unlabeled_data == REST or os.path.isdir(config.unlabeled_data),
                 f"unlabeled_data must be {REST!r} (the training images beyond "
                 "--examples_per_class) or a folder of images. Received: "
                 f"unlabeled_data={config.unlabeled_data!r}")
-        # A class weight would fall on the unlabelled images by a label they lack.
-        require(config.class_weight == "none",
+        # A class weight would fall on the student's unlabelled images by a
+        # label they lack.
+        require(config.class_weight == "none" or config.phase != "distill",
                 "class_weight weighs images by their label's class, and unlabeled_data's "
                 "images have none. Received: class_weight="
                 f"{config.class_weight!r}, unlabeled_data={config.unlabeled_data!r}")

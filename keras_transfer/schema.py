@@ -9,7 +9,8 @@ a finished run reads it through `RunRecord`, so a key is spelled once, here:
 | `weights` | what `--weights` resolved to (`kind`, `load`, `detail`) | report, compare, model card |
 | `dataset` | the task: classes, split sizes, `channels`, folder report | re-export, model card |
 | `strategy` | `name`, `replicas`, `global_batch_size` | people |
-| `source_pretrain` | the source task's pretraining phase, or null | report |
+| `source_pretrain` | the pretraining phase of a base trained here (the source task's, or the autoencoder's), or null | report |
+| `base_probe` | `--weights=autoencoder`: linear probes of the base's features beside a random base, PCA and the cached supervised source base (`run/probe.py`), else null | report |
 | `phases` | phase name -> its history, best epoch, test before and after | report, compare, `--phase=fine_tune` |
 | `test` | the exported model's test metrics (`evaluation/metrics.py`) | report, compare, model card |
 | `class_names` | the model's outputs, in order | re-export |
@@ -46,6 +47,7 @@ class RunRecord:
     dataset: Optional[dict] = None
     strategy: Optional[dict] = None
     source_pretrain: Optional[dict] = None
+    base_probe: Optional[list] = None
     phases: dict = dataclasses.field(default_factory=dict)
     class_names: tuple = ()
     weights_fingerprint: Optional[str] = None

@@ -38,16 +38,16 @@ def test_a_damaged_source_base_is_set_aside_and_pretrained_again(tmp_path, conso
     folder = os.path.dirname(resolved.load)
     settings = dict(strategy=distribute.make_strategy("one_device"), image_size=32,
                     global_batch=16)
-    assert source.pretrain_source_if_needed(config, resolved, **settings) is not None
+    assert source.pretrain_base_if_needed(config, resolved, **settings) is not None
     assert integrity.problem(folder) is None
-    assert source.pretrain_source_if_needed(config, resolved, **settings) is None  # Cached.
+    assert source.pretrain_base_if_needed(config, resolved, **settings) is None  # Cached.
     manifest = os.path.join(folder, integrity.MANIFEST)
     for damage, says in [(_truncate, "bytes, not the"),
                          (_garble, "is not the file written (its checksum differs)"),
                          (os.remove, "no manifest")]:
         console.readouterr()
         damage(manifest if damage is os.remove else resolved.load)
-        assert source.pretrain_source_if_needed(config, resolved, **settings) is not None
+        assert source.pretrain_base_if_needed(config, resolved, **settings) is not None
         printed = console.readouterr().out
         assert f"the cache entry {folder} is damaged" in printed and says in printed, printed
         assert "pretraining the base on the source task" in printed
@@ -131,7 +131,7 @@ def test_a_run_waiting_for_another_pretraining_the_same_base_says_so(tmp_path, c
          "with outputs.locked(sys.argv[1]):\n    print('held', flush=True); time.sleep(3)",
          os.path.join(folder, ".lock")], cwd=REPO, text=True, stdout=subprocess.PIPE)
     assert holder.stdout.readline() == "held\n"
-    result = source.pretrain_source_if_needed(
+    result = source.pretrain_base_if_needed(
         config, resolved, strategy=distribute.make_strategy("one_device"), image_size=32,
         global_batch=16)
     holder.wait()

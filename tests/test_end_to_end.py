@@ -209,9 +209,9 @@ def test_source_base_is_cached_and_reused(tmp_path, cache_dir):
     # Cached by an earlier run of these settings (in this test process, which
     # may be the first to need it); the base cut lower is a target-only
     # setting, so that cached source base serves.
-    source.pretrain_source_if_needed(config, weights.resolve(config, 32), image_size=32,
-                                     strategy=distribute.make_strategy("one_device"),
-                                     global_batch=config.batch_size)
+    source.pretrain_base_if_needed(config, weights.resolve(config, 32), image_size=32,
+                                   strategy=distribute.make_strategy("one_device"),
+                                   global_batch=config.batch_size)
     metrics = run_lib.run(config)
     assert metrics["source_pretrain"] is None
     assert "reusing cached" in metrics["weights"]["detail"]

@@ -8,7 +8,7 @@ import sys
 
 from absl import app, flags, logging
 
-from keras_transfer import config as config_lib, tf_quiet
+from keras_transfer import autoencoder_checks, config as config_lib, tf_quiet
 from keras_transfer.log import show_on_console
 from keras_transfer.models import backbones
 
@@ -30,7 +30,8 @@ def define_flags():
                       "pretrain (whole network from scratch; saves base weights), or distill "
                       "(a --model student learns from a --teacher run).")
     flags.DEFINE_string("weights", _default("weights"),
-                        "auto, imagenet, none, source, or a base weights file.")
+                        "auto, imagenet, none, source, autoencoder (the encoder of an "
+                        "autoencoder trained on unlabelled images), or a base weights file.")
     flags.DEFINE_string("dataset", _default("dataset"),
                         "digits, fashion_mnist, tfds:NAME, or a folder of class subfolders.")
     flags.DEFINE_list("classes", None, "Subset of the dataset's classes (names).")
@@ -42,9 +43,17 @@ def define_flags():
                        "temperature of the teacher's and the student's outputs.")
     flags.DEFINE_float("distill_alpha", _default("distill_alpha"), "phase=distill: weight of "
                        "the labels' cross-entropy; 1 - alpha weighs the teacher's.")
-    flags.DEFINE_string("unlabeled_data", None, "phase=distill: images the student learns "
-                        "from the teacher alone: a folder, or rest (the training images "
-                        "beyond --examples_per_class, labels hidden).")
+    flags.DEFINE_string("unlabeled_data", None, "Images without labels: a folder, or rest "
+                        "(the training images beyond --examples_per_class, labels hidden). "
+                        "phase=distill: the student learns the teacher's outputs on them; "
+                        "weights=autoencoder: the autoencoder reconstructs them.")
+    flags.DEFINE_enum("autoencoder", _default("autoencoder"), autoencoder_checks.OBJECTIVES,
+                      "weights=autoencoder: what the encoder learns to undo: nothing, "
+                      "Gaussian noise (--noise_stddev) or hidden patches (--mask_ratio).")
+    flags.DEFINE_float("noise_stddev", _default("noise_stddev"), "autoencoder=denoising: "
+                       "the noise's standard deviation, as a share of the 0-255 range.")
+    flags.DEFINE_float("mask_ratio", _default("mask_ratio"), "autoencoder=masked: the share "
+                       "of 4x4 patches hidden; the loss counts the hidden pixels.")
     flags.DEFINE_string("output_dir", None, "Folder for everything the run writes "
                         "(default: a new runs/MODEL-PHASE-TIMESTAMP).")
     flags.DEFINE_enum("strategy", _default("strategy"), config_lib.STRATEGIES,

@@ -5,9 +5,11 @@ few-shot cap; and the same from a `RunConfig` (`load_for`).
 a run trains, validates and tests on.
 """
 
-from keras_transfer import config as config_lib
+import dataclasses
+
+from keras_transfer import config as config_lib, distill_checks
 from keras_transfer.data import class_names as class_names_lib
-from keras_transfer.data import folders, sources, split_file, splits
+from keras_transfer.data import folders, sources, split_file, splits, unlabeled
 from keras_transfer.data.sources import LabelledData
 
 
@@ -105,3 +107,12 @@ def load_for(config, role, classes, spec, examples_per_class):
         tfds_split=config.tfds_split if target else None,
         split_file_path=config.split_file if target else None,
     )
+
+
+def with_unlabeled(config, data):
+    """`data` with `--unlabeled_data=FOLDER`'s images as its `unlabeled`
+    (`rest` is already there, as `data.rest`)."""
+    if config.unlabeled_data in (None, distill_checks.REST):
+        return data
+    return dataclasses.replace(data, unlabeled=unlabeled.load(
+        config.unlabeled_data, data, folder_policy(config)).examples)

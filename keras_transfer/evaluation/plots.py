@@ -1,5 +1,6 @@
 """PNG plots of a run (learning curves across phases, confusion matrix, ROC
-curves, the most confidently wrong test images) and of a comparison of runs."""
+curves, the most confidently wrong test images), of a comparison of runs, and
+an autoencoder's reconstructions."""
 
 import os
 
@@ -118,6 +119,27 @@ def misclassified(images, labels, probabilities, class_names, path, title, limit
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return len(wrong)
+
+
+def image_rows(rows, path, title):
+    """Rows of images side by side, a label at the left of each row: `rows`
+    is [(label, images on 0-1, N x H x W x 3)] (an autoencoder's inputs,
+    reconstructions and originals)."""
+    columns = max(len(images) for _, images in rows)
+    figure, axes = plt.subplots(len(rows), columns, squeeze=False,
+                                figsize=(1.4 * columns + 1.2, 1.5 * len(rows) + 0.6))
+    for axis in axes.flat:
+        axis.set_xticks([])
+        axis.set_yticks([])
+        axis.set_frame_on(False)
+    for row, (label, images) in enumerate(rows):
+        axes[row, 0].set_ylabel(label, fontsize=9)
+        for column, image in enumerate(images):
+            axes[row, column].imshow(np.clip(np.asarray(image, np.float32), 0.0, 1.0))
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
 
 
 def comparison_bars(names, values, path, title):

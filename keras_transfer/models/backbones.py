@@ -158,6 +158,13 @@ def get(name):
         ) from None
 
 
+# `--weights` kinds whose base this tool trained from scratch on a small task
+# (a labelled source task, or unlabelled images by reconstruction): their
+# deep features are specific to that task, so transfer cuts lower, unfreezes
+# all of it and continues at the from-scratch rate.
+TRAINED_HERE = ("source", "autoencoder")
+
+
 def resolve_unfreeze(unfreeze, weights_kind):
     """Resolves `--unfreeze=auto` by where the base's weights came from.
 
@@ -169,7 +176,7 @@ def resolve_unfreeze(unfreeze, weights_kind):
     """
     if unfreeze != "auto":
         return unfreeze
-    return "all" if weights_kind in ("source", "none") else "top"
+    return "all" if weights_kind in TRAINED_HERE + ("none",) else "top"
 
 
 def resolve_base_layer(spec, base_layer, weights_kind, phase):
@@ -187,7 +194,7 @@ def resolve_base_layer(spec, base_layer, weights_kind, phase):
     """
     if base_layer != "auto":
         return base_layer
-    if weights_kind != "source":
+    if weights_kind not in TRAINED_HERE:
         return "top"
     fine_tunes = phase in ("both", "fine_tune")
     return (fine_tunes and spec.source_fine_tune_base_layer) or list(spec.blocks)[-2]

@@ -14,9 +14,11 @@ import socket
 from typing import Optional
 
 import keras_transfer
-from keras_transfer import config as config_lib
+from keras_transfer import config as config_lib, data_checks
+from keras_transfer.autoencoder_checks import AUTOENCODER
 from keras_transfer.config import ConfigError
 from keras_transfer.data import sources
+from keras_transfer.models import backbones
 
 # Keras downloads application weights from this host.
 WEIGHTS_HOST = ("storage.googleapis.com", 443)
@@ -31,10 +33,11 @@ class WeightsError(ConfigError):
 class ResolvedWeights:
     """What `--weights` resolved to.
 
-    kind: "imagenet", "source", "file" or "none".
+    kind: "imagenet", "source", "autoencoder", "file" or "none".
     load: what `classifier.build_classifier` loads: "imagenet" (Keras downloads),
       a file path, or None. For "source" it is the cached base file, which
-      may not exist yet (then the source task is pretrained first).
+      may not exist yet (then the source task is pretrained first); for
+      "autoencoder" likewise the cached encoder.
     detail: one human-readable line, printed and recorded.
     """
 
@@ -105,6 +108,58 @@ def source_cache_file(config, image_size):
     return os.path.join(folder, "base.weights.h5")
 
 
+def autoencoder_cache_file(config, image_size, base_layer):
+    """The cache file for an autoencoder's encoder, keyed by every setting
+    that shapes it: the objective, the cut (the decoder starts there), the
+    pool (the source task, the target's training split, `--unlabeled_data`)
+    and the training."""
+    key = {
+        "model": config.model,
+        "image_size": image_size,
+        "base_layer": base_layer,
+        "objective": config.autoencoder,
+        "noise_stddev": config.noise_stddev if config.autoencoder == "denoising" else None,
+        "mask_ratio": config.mask_ratio if config.autoencoder == "masked" else None,
+        "source": source_task(config),
+        "source_examples_per_class": config.source_examples_per_class,
+        # The target's training split: which images, and how many of them.
+        "target": [data_checks.dataset_identity(config.dataset), config.classes, config.split_file,
+                   config.tfds_split, config.validation_fraction, config.test_fraction,
+                   config.examples_per_class],
+        "unlabeled_data": (config.unlabeled_data if config.unlabeled_data in (None, "rest")
+                           else os.path.realpath(config.unlabeled_data)),
+        "pretrain_epochs": config.pretrain_epochs,
+        "pretrain_learning_rate": config.scratch_learning_rate,
+        "batch_size": config.batch_size,
+        "min_steps_per_epoch": config.min_steps_per_epoch,
+        "early_stopping_patience": config.early_stopping_patience,
+        "seed": config.seed,
+        "version": keras_transfer.__version__,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    folder = os.path.join(config_lib.cache_root(config), "autoencoder",
+                          f"{config.model}-{digest[:16]}")
+    return os.path.join(folder, "base.weights.h5")
+
+
+def _autoencoder(config, image_size):
+    task = source_task(config)
+    if task is not None:
+        _refuse_shared_classes(config, task)
+    base_layer = backbones.resolve_base_layer(config.backbone, config.base_layer,
+                                              AUTOENCODER, config.phase)
+    path = autoencoder_cache_file(config, image_size, base_layer)
+    pool = ["the target's training images"]
+    if config.unlabeled_data:
+        pool.append(f"--unlabeled_data={config.unlabeled_data}")
+    if task is not None:
+        pool.append(f"source task {task['dataset']} without labels")
+    detail = (f"encoder of a {config.autoencoder} autoencoder (cut at {base_layer}) on "
+              f"{', '.join(pool)}; " + (f"reusing cached {path}" if os.path.isfile(path)
+                                        else f"trained by this run into the cache at {path}"))
+    return ResolvedWeights(config.weights, AUTOENCODER, path, detail, task)
+
+
 def _imagenet(config, spec):
     cached = imagenet_cache_path(spec)
     if os.path.isfile(cached):
@@ -136,10 +191,7 @@ def _shared_classes(config, task):
     return sorted(source & target)
 
 
-def _source(config, image_size):
-    task = source_task(config)
-    if task is None:
-        return None
+def _refuse_shared_classes(config, task):
     shared = _shared_classes(config, task)
     if shared:
         raise WeightsError(
@@ -147,6 +199,13 @@ def _source(config, image_size):
             f"({', '.join(shared)} of {config.dataset}), test images included, and the test "
             "accuracy would not be honest: pass --source_classes apart from --classes, or "
             "another --source_dataset")
+
+
+def _source(config, image_size):
+    task = source_task(config)
+    if task is None:
+        return None
+    _refuse_shared_classes(config, task)
     path = source_cache_file(config, image_size)
     cached = os.path.isfile(path)
     classes = ",".join(task["classes"]) if task["classes"] else "default classes"
@@ -177,7 +236,9 @@ def resolve(config, image_size):
     spec = config.backbone
     if config.weights == "none" or config.phase == "pretrain":
         return ResolvedWeights(config.weights, "none", None, "random initialisation")
-    if config.weights not in ("auto", "imagenet", "source"):
+    if config.weights == AUTOENCODER:
+        return _autoencoder(config, image_size)
+    if config.weights not in config_lib.WEIGHT_KEYWORDS:
         path = os.path.abspath(config.weights)
         _check_file(spec, path)
         return ResolvedWeights(config.weights, "file", path, f"base weights from {path}")

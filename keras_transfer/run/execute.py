@@ -18,10 +18,11 @@ from keras_transfer import outputs, schema
 from keras_transfer.data import pipeline, splits, summary as data_summary
 from keras_transfer.evaluation import advice, metrics as evaluate, plots, report as report_lib
 from keras_transfer.log import logger
-from keras_transfer.run import record, repeats, teacher as teacher_lib
+from keras_transfer.run import probe, record, repeats, teacher as teacher_lib
 from keras_transfer.run.prepare import prepare
 from keras_transfer.serving import export, model_card
-from keras_transfer.training import distribute, scratch, source, student, transfer
+from keras_transfer.training import (autoencoder, distribute, scratch, source, student,
+                                     transfer)
 from keras_transfer.training.context import RunContext
 
 
@@ -148,10 +149,13 @@ def _run(prepared, strategy, started):
     try:
         ctx = _context(prepared, strategy)
         _summary(prepared, ctx)
-        source_pretraining = source.pretrain_source_if_needed(
+        source_pretraining = source.pretrain_base_if_needed(
             config, prepared.resolved, strategy=strategy, image_size=ctx.image_size,
-            global_batch=ctx.global_batch, writes=ctx.writes,
+            global_batch=ctx.global_batch, data=data, writes=ctx.writes,
             scratch_dir=os.path.join(ctx.output_dir, "source_pretrain"))
+        # What an autoencoder base learned, before fine-tuning changes it.
+        base_probe = (probe.probe_bases(config, data, ctx.image_size, prepared.resolved)
+                      if ctx.writes else None)
         outcome, rows = _train(prepared, ctx)
         report = outcome.final.report
         logger.info(f"test accuracy {report['accuracy']:.4f}, macro F1 {report['f1']:.4f} "
@@ -163,7 +167,7 @@ def _run(prepared, strategy, started):
                 f"{report['examples']} test images: its training diverged (try a lower "
                 "--learning_rate or --fine_tune_learning_rate); its export answers NaN")
         run_record = record.record_of(prepared, ctx, outcome, rows,
-                                       source_pretraining)
+                                       source_pretraining, base_probe)
         for problem in advice.fit_problems(run_record):
             logger.warning(f"warning: {problem}")
         outputs.write_history_csv(os.path.join(ctx.output_dir, "history.csv"),
@@ -173,6 +177,10 @@ def _run(prepared, strategy, started):
             outcome.final.probabilities,
             evaluate.test_images(data, ctx.image_size, outcome.final.indices),
             f"{config.model} on {data.name}"))
+        if prepared.resolved.kind == "autoencoder":
+            drawn = autoencoder.copy_reconstructions(prepared.resolved.load, ctx.output_dir)
+            run_record = dataclasses.replace(run_record, plots={
+                **run_record.plots, **({"reconstructions": drawn} if drawn else {})})
         if ctx.writes:  # Else a worker: the chief exports and writes the results.
             run_record = _export(prepared, outcome.classifier, run_record)
             if run_record.distillation and run_record.export:

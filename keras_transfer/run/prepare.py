@@ -10,8 +10,8 @@ import os
 import shutil
 from typing import Any, Optional
 
-from keras_transfer import config as config_lib, disk_space, distill_checks, outputs, schema
-from keras_transfer.data import summary as data_summary, tasks, unlabeled
+from keras_transfer import config as config_lib, data_checks, disk_space, outputs, schema
+from keras_transfer.data import summary as data_summary, tasks
 from keras_transfer.log import logger
 from keras_transfer.models import backbones, classifier as model_lib, weights
 from keras_transfer.run import teacher as teacher_lib
@@ -114,12 +114,6 @@ def _baseline(config, resolved):
     return config.baseline
 
 
-def _dataset_identity(dataset):
-    """A folder dataset by its resolved path: `clean`, `clean/` and its absolute
-    path are one folder to a resumed run, a folder of that name elsewhere is not."""
-    return os.path.realpath(dataset) if config_lib.is_folder_spec(dataset) else dataset
-
-
 def prepare(config, strategy, writes):
     """Loads the data and checks every setting; creates the output folder last.
     Returns a `PreparedRun`.
@@ -133,9 +127,7 @@ def prepare(config, strategy, writes):
     data = tasks.load_for(config, "target", config.classes, config.dataset,
                           config.examples_per_class)
     teacher_lib.check_same_test_split(teacher, data)
-    if config.unlabeled_data not in (None, distill_checks.REST):
-        data = dataclasses.replace(data, unlabeled=unlabeled.load(
-            config.unlabeled_data, data, tasks.folder_policy(config)).examples)
+    data = tasks.with_unlabeled(config, data)
     image_size = resolve_image_size(config, data)
     resolved = weights.resolve(config, image_size)
     unfreeze = backbones.resolve_unfreeze(config.unfreeze, resolved.kind)
@@ -145,7 +137,7 @@ def prepare(config, strategy, writes):
     config = dataclasses.replace(
         config, base_layer=_base_layer(config, resolved, previous),
         fine_tune_learning_rate=config.fine_tune_rate_for(resolved.kind),
-        dataset=_dataset_identity(config.dataset), baseline=_baseline(config, resolved))
+        dataset=data_checks.dataset_identity(config.dataset), baseline=_baseline(config, resolved))
     _check_settings(config, image_size, unfreeze)
     if writes:
         output_dir, state, lock = outputs.create_output_dir(config)

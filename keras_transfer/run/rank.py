@@ -35,9 +35,9 @@ def feature_extractor(spec, base_weights, image_size, channels, base_layer):
     return feature_cache.trunk_of(classifier)
 
 
-def _features(extractor, data, image_size, batch_size):
-
-    dataset = pipeline.make_dataset(data.train, num_classes=data.num_classes,
+def pooled_features(extractor, examples, data, image_size, batch_size):
+    """The extractor's pooled features of `examples` (a split of `data`)."""
+    dataset = pipeline.make_dataset(examples, num_classes=data.num_classes,
                                     batch_size=batch_size, image_size=image_size,
                                     channels=data.channels)
     # The traced forward pass the evaluation uses, not an eager call a batch.
@@ -47,19 +47,19 @@ def _features(extractor, data, image_size, batch_size):
 def rank_candidates(config, models, base_layers, estimators):
     """Scores every candidate; returns rows sorted best first by estimators[0]."""
 
-    data = tasks.load_for(config, "target", config.classes, config.dataset,
-                          config.examples_per_class)
+    data = tasks.with_unlabeled(config, tasks.load_for(
+        config, "target", config.classes, config.dataset, config.examples_per_class))
     strategy = distribute.make_strategy("one_device")
     rows = []
     for name in models:
         candidate = dataclasses.replace(config, model=name)
         image_size = prepare.resolve_image_size(candidate, data)
         resolved = weights.resolve(candidate, image_size)
-        # A source-task base not cached yet is pretrained once (and cached
+        # A source-task or autoencoder base not cached yet is pretrained once (and cached
         # for the run that follows the ranking).
-        source.pretrain_source_if_needed(candidate, resolved, strategy=strategy,
-                                         image_size=image_size,
-                                         global_batch=candidate.batch_size)
+        source.pretrain_base_if_needed(candidate, resolved, strategy=strategy,
+                                       image_size=image_size, data=data,
+                                       global_batch=candidate.batch_size)
         for requested in base_layers:
             # `auto`: the cut a run with these weights would make.
             base_layer = backbones.resolve_base_layer(candidate.backbone, requested,
@@ -72,7 +72,8 @@ def rank_candidates(config, models, base_layers, estimators):
             if extractor is None:
                 logger.info(f"{name} has no layer or block {base_layer!r}; skipped")
                 continue
-            features = _features(extractor, data, image_size, config.batch_size)
+            features = pooled_features(extractor, data.train, data, image_size,
+                                       config.batch_size)
             row = {"model": name, "base_layer": base_layer, "weights": resolved.kind,
                    "features": int(features.shape[1]), "examples": int(len(features))}
             for estimator in estimators:

@@ -53,7 +53,7 @@ def _distillation(outcome):
     return entry
 
 
-def record_of(prepared, ctx, outcome, rows, source):
+def record_of(prepared, ctx, outcome, rows, source, base_probe=None):
     """The `schema.RunRecord` of a trained run, before its plots and export.
 
     Logs the final weights' fingerprint and (with a baseline) transfer
@@ -69,6 +69,7 @@ def record_of(prepared, ctx, outcome, rows, source):
         strategy={"name": config.strategy, "replicas": ctx.strategy.num_replicas_in_sync,
                   "global_batch_size": ctx.global_batch},
         source_pretrain=source.phase.to_dict() if source and source.phase else None,
+        base_probe=base_probe,
         phases={phase.name: phase.to_dict() for phase in outcome.phases},
         test=outcome.final.report,
         class_names=tuple(prepared.data.class_names),

@@ -8,7 +8,7 @@ import dataclasses
 import os
 from typing import Optional
 
-from keras_transfer import config as config_lib, schema
+from keras_transfer import config as config_lib, data_checks, schema
 from keras_transfer.checks import ConfigError
 from keras_transfer.data import summary as data_summary
 from keras_transfer.models import finished_run
@@ -38,7 +38,7 @@ def read(config) -> Optional[Teacher]:
 
 
 def _same(name, ours, theirs):
-    if name == "dataset" and config_lib.is_folder_spec(ours or ""):
+    if name == "dataset" and data_checks.is_folder_spec(ours or ""):
         return os.path.realpath(ours) == os.path.realpath(theirs or "")
     return ours == theirs
 

@@ -112,10 +112,10 @@ def _callbacks(output_dir, name, config, confusion_metric, class_names, checkpoi
         os.remove(checkpoint)
     mode = callbacks_lib.monitor_mode(config.monitor)
     log_dir = os.path.join(output_dir, "tensorboard", name)
-    report = callbacks_lib.ValidationReport(
+    report = None if class_names is None else callbacks_lib.ValidationReport(
         confusion_metric, class_names, os.path.join(log_dir, "validation_classes"))
     callbacks = [
-        report,
+        *([report] if report else []),
         callbacks_lib.AtomicModelCheckpoint(
             checkpoint, monitor=config.monitor, mode=mode, save_best_only=True,
             save_weights_only=True,
@@ -152,6 +152,9 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
     (by `config.monitor`). `schedule` shapes the learning rate over the
     phase (`learning_rate_schedule`).
 
+    `class_names` None: the model is no classifier (an autoencoder), and
+    trains on `loss` alone, kept by `config.monitor` (val_loss).
+
     `first_epoch` continues the epoch count of an earlier phase so that both
     phases share one time axis in TensorBoard. `fit_model`, when given, shares
     the layers of `model` that train and is fitted in its place (the head on
@@ -170,13 +173,19 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
     # Known: the loop refuses data of unknown length before the first step.
     steps_per_epoch = int(train_data.cardinality())
     rate = learning_rate_schedule(schedule, learning_rate, steps_per_epoch * epochs)
-    metrics = compile_classifier(fitted, strategy, rate, config, len(class_names), loss)
+    if class_names is None:  # No classes: an autoencoder, its `loss` alone.
+        with strategy.scope():
+            fitted.compile(optimizer=keras.optimizers.Adam(rate), loss=loss,
+                           jit_compile=config.jit_compile)
+        metrics = None
+    else:
+        metrics = compile_classifier(fitted, strategy, rate, config, len(class_names), loss)
     backup_dir = os.path.join(backup_root or output_dir, "backup", name)
     resuming = backup_lib.read_state(backup_dir) is not None
     checkpoint = os.path.join(output_dir, "checkpoints", f"{name}.weights.h5")
     fit_checkpoint = checkpoint if fitted is model else os.path.join(
         output_dir, "checkpoints", f"{name}.{fitted.name}.weights.h5")
-    _, report, callbacks = _callbacks(output_dir, name, config, metrics[-1],
+    _, report, callbacks = _callbacks(output_dir, name, config, metrics and metrics[-1],
                                       class_names, fit_checkpoint, resuming)
     backup = backup_lib.PhaseBackup(
         backup_dir, first_epoch=first_epoch, writes=writes, report=report,
@@ -233,7 +242,8 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
         checkpoint=checkpoint,
         monitor=config.monitor,
         best_value=None if best is None else values[best],
-        validation_confusion_matrix=None if best is None else report.matrices[best],
+        validation_confusion_matrix=None if best is None or report is None else (
+            report.matrices[best]),
         resumed_from_epoch=backup.resumed_from,
     )
 

@@ -15,6 +15,7 @@ from keras_transfer import log
 PASS_LABELS = {
     "source_pretrain": "source pretraining",
     "pretrain": "pretraining",
+    "autoencoder": "autoencoder pretraining",
     "feature_extraction": "phase 1 (feature extraction)",
     "fine_tune": "phase 2 (fine-tuning)",
     "scratch": "training from scratch",
