@@ -87,6 +87,7 @@ class RunConfig:
     autoencoder: str = "denoising"
     noise_stddev: float = 0.2
     mask_ratio: float = 0.5
+    pretrain_objective: str = "supervised"
     verbose: int = 2
 
     def __post_init__(self):
@@ -150,8 +151,10 @@ def _validate(config):
     validate_choice("strategy", config.strategy, STRATEGIES)
     validate_choice("class_weight", config.class_weight, CLASS_WEIGHTS)
     validate_choice("feature_cache", config.feature_cache, FEATURE_CACHE)
-    # Pretraining trains and saves a whole base (what --weights=PATH loads).
-    require(config.phase != "pretrain" or config.base_layer in ("top", "auto"),
+    # Pretraining trains and saves a whole base (what --weights=PATH loads);
+    # an autoencoder's decoder starts where the base is cut.
+    require(config.phase != "pretrain" or config.base_layer in ("top", "auto")
+            or autoencoder_checks.pretrains_base_as_autoencoder(config),
              "base_layer cuts the base for transfer; phase=pretrain trains a whole base. "
              f"Received: base_layer={config.base_layer!r}, phase={config.phase!r}")
     require(config.export or not config.export_tflite,

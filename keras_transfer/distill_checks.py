@@ -33,7 +33,8 @@ def validate(config):
         # autoencoder (by reconstruction); no other phase can use them.
         require(config.phase == "distill" or autoencoder_checks.pretrains_autoencoder(config),
                 "unlabeled_data is what phase=distill's student learns from its teacher, or "
-                "what --weights=autoencoder reconstructs. Received: unlabeled_data="
+                "what an autoencoder reconstructs (--weights=autoencoder, or --phase=pretrain "
+                "--pretrain_objective=autoencoder). Received: unlabeled_data="
                 f"{config.unlabeled_data!r}, phase={config.phase!r}, "
                 f"weights={config.weights!r}")
         require(config.unlabeled_data == REST or os.path.isdir(config.unlabeled_data),

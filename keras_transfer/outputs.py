@@ -199,6 +199,20 @@ def save_weights_atomically(model, path, before_rename=None):
     os.replace(temporary, path)
 
 
+def copy_atomically(source, path):
+    """Copies the file `source` to `path` via a temporary name and a rename."""
+    folder, name = os.path.split(path)
+    temporary = os.path.join(folder, f".tmp-{os.getpid()}-{name}")
+    disk_space.require(folder, name, os.path.getsize(source))
+    try:
+        shutil.copyfile(source, temporary)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise
+    os.replace(temporary, path)
+
+
 def read_json(path):
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)

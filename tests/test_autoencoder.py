@@ -186,3 +186,39 @@ def test_killed_mid_pretraining_the_same_command_resumes_and_reports(tmp_path):
     report = (tmp_path / "run" / "report.md").read_text()
     assert "## What the base learned" in report and "Linear probe" in report
     assert "masked" in report
+
+
+def test_pretraining_as_an_autoencoder_saves_the_base_for_weights_path(tmp_path):
+    """`--phase=pretrain --pretrain_objective=autoencoder` on the dataset's
+    own images (no source task) saves the encoder's base in the run's folder,
+    byte for byte the cached one, measured by a head on it."""
+    from keras_transfer.run import execute
+
+    config = config_lib.RunConfig(**{
+        **TINY, "phase": "pretrain", "pretrain_objective": "autoencoder",
+        "classes": ("0", "1", "2"), "base_layer": "block2", "autoencoder": "plain",
+        "cache_dir": str(tmp_path / "cache"), "export": False,
+        "output_dir": str(tmp_path / "run")})
+    metrics = execute.run(config)
+    assert metrics["weights"]["kind"] == "autoencoder"
+    assert "source task" not in metrics["weights"]["detail"]
+    assert list(metrics["phases"]) == ["feature_extraction"]
+    saved = tmp_path / "run" / "base.weights.h5"
+    assert saved.read_bytes() == open(metrics["weights"]["load"], "rb").read()
+    assert config_lib.RunConfig(weights=str(saved), base_layer="block2").weights == str(saved)
+
+
+@pytest.mark.parametrize("settings,says", [
+    (dict(phase="both", pretrain_objective="autoencoder"), "pretrain_objective chooses"),
+    (dict(phase="distill", weights="autoencoder", teacher="."), "is a base for the transfer"),
+    (dict(phase="pretrain", base_layer="block3"), "base_layer cuts the base for transfer"),
+    (dict(weights="none", unlabeled_data="rest", examples_per_class=3),
+     "what an autoencoder reconstructs"),
+    (dict(weights="autoencoder", autoencoder="sparse"), "autoencoder must be one of"),
+    (dict(weights="autoencoder", mask_ratio=1.0), "mask_ratio must be > 0.0 and <= 0.95"),
+])
+def test_autoencoder_settings_that_cannot_work_are_refused(settings, says):
+    from keras_transfer.checks import ConfigError
+
+    with pytest.raises(ConfigError, match=says):
+        config_lib.RunConfig(**settings)

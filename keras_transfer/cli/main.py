@@ -54,6 +54,10 @@ def define_flags():
                        "the noise's standard deviation, as a share of the 0-255 range.")
     flags.DEFINE_float("mask_ratio", _default("mask_ratio"), "autoencoder=masked: the share "
                        "of 4x4 patches hidden; the loss counts the hidden pixels.")
+    flags.DEFINE_enum("pretrain_objective", _default("pretrain_objective"),
+                      autoencoder_checks.PRETRAIN_OBJECTIVES, "phase=pretrain: train the "
+                      "base on the labels (supervised) or as an autoencoder's encoder on the "
+                      "dataset's images (and --unlabeled_data).")
     flags.DEFINE_string("output_dir", None, "Folder for everything the run writes "
                         "(default: a new runs/MODEL-PHASE-TIMESTAMP).")
     flags.DEFINE_enum("strategy", _default("strategy"), config_lib.STRATEGIES,

@@ -71,7 +71,7 @@ def _what_to_try(run):
     else:
         tries.append(f"a lower cut (`--base_layer`, now `{config.get('base_layer')}`), "
                      "whose features are less specific to the source task")
-        if kind == "source":
+        if kind in ("source", "autoencoder"):
             tries.append("`--weights=imagenet` where the ImageNet file is at hand")
     return "try " + "; ".join(tries)
 

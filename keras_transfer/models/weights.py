@@ -15,7 +15,7 @@ from typing import Optional
 
 import keras_transfer
 from keras_transfer import config as config_lib, data_checks
-from keras_transfer.autoencoder_checks import AUTOENCODER
+from keras_transfer import autoencoder_checks
 from keras_transfer.config import ConfigError
 from keras_transfer.data import sources
 from keras_transfer.models import backbones
@@ -120,7 +120,7 @@ def autoencoder_cache_file(config, image_size, base_layer):
         "objective": config.autoencoder,
         "noise_stddev": config.noise_stddev if config.autoencoder == "denoising" else None,
         "mask_ratio": config.mask_ratio if config.autoencoder == "masked" else None,
-        "source": source_task(config),
+        "source": _pool_source_task(config),
         "source_examples_per_class": config.source_examples_per_class,
         # The target's training split: which images, and how many of them.
         "target": [data_checks.dataset_identity(config.dataset), config.classes, config.split_file,
@@ -142,12 +142,18 @@ def autoencoder_cache_file(config, image_size, base_layer):
     return os.path.join(folder, "base.weights.h5")
 
 
+def _pool_source_task(config):
+    """The source task whose images an autoencoder also reconstructs: none
+    for `--phase=pretrain`, which pretrains on its dataset alone."""
+    return None if config.phase == "pretrain" else source_task(config)
+
+
 def _autoencoder(config, image_size):
-    task = source_task(config)
+    task = _pool_source_task(config)
     if task is not None:
         _refuse_shared_classes(config, task)
     base_layer = backbones.resolve_base_layer(config.backbone, config.base_layer,
-                                              AUTOENCODER, config.phase)
+                                              autoencoder_checks.AUTOENCODER, config.phase)
     path = autoencoder_cache_file(config, image_size, base_layer)
     pool = ["the target's training images"]
     if config.unlabeled_data:
@@ -157,7 +163,8 @@ def _autoencoder(config, image_size):
     detail = (f"encoder of a {config.autoencoder} autoencoder (cut at {base_layer}) on "
               f"{', '.join(pool)}; " + (f"reusing cached {path}" if os.path.isfile(path)
                                         else f"trained by this run into the cache at {path}"))
-    return ResolvedWeights(config.weights, AUTOENCODER, path, detail, task)
+    return ResolvedWeights(config.weights, autoencoder_checks.AUTOENCODER, path, detail,
+                           task)
 
 
 def _imagenet(config, spec):
@@ -234,10 +241,10 @@ def _check_file(spec, path):
 def resolve(config, image_size):
     """Resolves `config.weights`; raises WeightsError before any writing."""
     spec = config.backbone
+    if autoencoder_checks.pretrains_autoencoder(config):
+        return _autoencoder(config, image_size)
     if config.weights == "none" or config.phase == "pretrain":
         return ResolvedWeights(config.weights, "none", None, "random initialisation")
-    if config.weights == AUTOENCODER:
-        return _autoencoder(config, image_size)
     if config.weights not in config_lib.WEIGHT_KEYWORDS:
         path = os.path.abspath(config.weights)
         _check_file(spec, path)

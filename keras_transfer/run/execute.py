@@ -43,7 +43,7 @@ def _summary(prepared, ctx):
                     "(BatchNormalization, where the backbone has it, learning its statistics)")
     elif config.phase in ("fine_tune", "both"):
         logger.info(f"fine-tuning unfreezes {ctx.unfreeze!r} (--unfreeze={config.unfreeze})")
-    if config.phase != "pretrain":
+    if config.phase != "pretrain" or prepared.resolved.kind == "autoencoder":
         logger.info(f"the base ends at {config.base_layer!r}")
     logger.info(f"strategy {config.strategy}: {ctx.strategy.num_replicas_in_sync} "
                 f"replica(s), global batch {ctx.global_batch}")
@@ -79,6 +79,22 @@ def _pretrain_phase(config, data, ctx):
     result = dataclasses.replace(result, test=evaluate.summary(final.report))
     return transfer.SeedOutcome(seed=config.seed, classifier=classifier, phases=(result,),
                                 final=final)
+
+
+def _autoencoder_pretrain_phase(config, data, resolved, ctx):
+    """`--phase=pretrain --pretrain_objective=autoencoder`: the autoencoder
+    (trained and cached before this, as for `--weights=autoencoder`) gives
+    the base saved in the run's folder; a head on it, frozen (phase 1 for
+    `--epochs`), measures what it learned and is what the run exports.
+    Returns a `transfer.SeedOutcome`."""
+    path = os.path.join(ctx.output_dir, scratch.BASE_WEIGHTS_FILE)
+    if ctx.writes:
+        outputs.copy_atomically(resolved.load, path)
+        logger.info(f"base weights saved to {path} (use them with --weights=PATH "
+                    f"--base_layer={config.base_layer})")
+    return transfer.train_seed(
+        dataclasses.replace(config, phase="feature_extraction", pretrain_objective="supervised"),
+        data, resolved, ctx, None)
 
 
 def _set_precision_policy(config):
@@ -126,6 +142,9 @@ def run_to_model(config):
 def _train(prepared, ctx):
     """The first seed's outcome and every seed's test scores."""
     config, data = prepared.config, prepared.data
+    if config.phase == "pretrain" and prepared.resolved.kind == "autoencoder":
+        outcome = _autoencoder_pretrain_phase(config, data, prepared.resolved, ctx)
+        return outcome, [repeats.scores_of(outcome)]
     if config.phase == "pretrain":
         outcome = _pretrain_phase(config, data, ctx)
         return outcome, [repeats.scores_of(outcome)]

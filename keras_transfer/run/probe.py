@@ -69,8 +69,8 @@ def _pca(data):
 def _supervised_source(config, image_size):
     """The cached source base this run's settings would transfer with
     `--weights=source`, when one is there (it is not trained for the probe)."""
-    if config.source_dataset is None and weights.source_task(config) is None:
-        return None
+    if config.phase == "pretrain" or weights.source_task(config) is None:
+        return None  # Pretraining has no source task; nor has a folder without one.
     path = weights.source_cache_file(dataclasses.replace(config, weights="source",
                                                          unlabeled_data=None),
                                      image_size)

@@ -10,11 +10,11 @@ validation loss kept.
 
 import dataclasses
 import os
-import shutil
 
 import keras
 import numpy as np
 
+from keras_transfer import outputs
 from keras_transfer.data import reconstruction
 from keras_transfer.evaluation import plots
 from keras_transfer.log import logger
@@ -74,5 +74,5 @@ def copy_reconstructions(base_path, output_dir):
     kept = os.path.join(os.path.dirname(base_path), RECONSTRUCTIONS_FILE)
     if not os.path.isfile(kept):
         return None
-    shutil.copyfile(kept, os.path.join(output_dir, RECONSTRUCTIONS_FILE))
+    outputs.copy_atomically(kept, os.path.join(output_dir, RECONSTRUCTIONS_FILE))
     return RECONSTRUCTIONS_FILE
