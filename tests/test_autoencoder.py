@@ -110,6 +110,17 @@ def test_the_cache_key_changes_with_every_setting(tmp_path):
         changed = config_lib.RunConfig(**{"cache_dir": str(tmp_path),
                                           "weights": "autoencoder", **change})
         assert weights.autoencoder_cache_file(changed, 32, "block4") != path, change
+    # With `rest` the pool is the whole training split, whatever the cap:
+    # one base serves every cap, and the pool is the same, in the same order.
+    rest = dict(cache_dir=str(tmp_path), weights="autoencoder", unlabeled_data="rest")
+    assert (weights.autoencoder_cache_file(config_lib.RunConfig(**rest, examples_per_class=5),
+                                           32, "block4")
+            == weights.autoencoder_cache_file(
+                config_lib.RunConfig(**rest, examples_per_class=20), 32, "block4"))
+    pools = [reconstruction.pool_of(tasks.load_task(
+        "digits", None, role="target", seed=0, examples_per_class=cap, **SPLITS), rest=True)
+        for cap in (5, 20)]
+    np.testing.assert_array_equal(pools[0].groups[0].images, pools[1].groups[0].images)
     masked = dict(cache_dir=str(tmp_path), weights="autoencoder", autoencoder="masked")
     assert (weights.autoencoder_cache_file(config_lib.RunConfig(**masked), 32, "block4")
             != weights.autoencoder_cache_file(config_lib.RunConfig(**masked, mask_ratio=0.7),

@@ -9,6 +9,7 @@ learns must not include what the run is measured on.
 """
 
 import dataclasses
+import hashlib
 from typing import Tuple
 
 import numpy as np
@@ -43,9 +44,14 @@ def pool_of(target, source=None, rest=False):
     `rest` its images beyond `--examples_per_class` too, and `unlabeled`
     from a folder) and, when given, a source task's `LabelledData` (all of
     its splits: none of them is the target's)."""
-    named = [("target training images", target.train)]
     if rest and target.rest is not None and len(target.rest):
-        named.append(("target images beyond --examples_per_class", target.rest))
+        # The whole training split, whatever the cap: in one order of its
+        # own, so every cap reconstructs the same images in the same order
+        # (and shares one cached base: `weights.autoencoder_cache_file`).
+        named = [("target training images, labelled or not",
+                  _canonical(sources.concatenate(target.train, target.rest)))]
+    else:
+        named = [("target training images", target.train)]
     if target.unlabeled is not None and len(target.unlabeled):
         named.append(("--unlabeled_data", target.unlabeled))
     if source is not None:
@@ -62,6 +68,17 @@ def pool_of(target, source=None, rest=False):
         names.append(name)
         groups.append(group)
     return Pool(groups=tuple(groups), names=tuple(names))
+
+
+def _canonical(examples):
+    """`examples` in an order that depends on their content alone: files by
+    path, in-memory images by their bytes' digest."""
+    if examples.files is not None:
+        order = np.argsort(np.asarray(examples.files, dtype=str), kind="stable")
+    else:
+        digests = [hashlib.sha1(image.tobytes()).hexdigest() for image in examples.images]
+        order = np.argsort(np.asarray(digests), kind="stable")
+    return examples.take(order)
 
 
 def _rgb(images, image_size):

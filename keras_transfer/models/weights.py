@@ -122,10 +122,12 @@ def autoencoder_cache_file(config, image_size, base_layer):
         "mask_ratio": config.mask_ratio if config.autoencoder == "masked" else None,
         "source": _pool_source_task(config),
         "source_examples_per_class": config.source_examples_per_class,
-        # The target's training split: which images, and how many of them.
-        "target": [data_checks.dataset_identity(config.dataset), config.classes, config.split_file,
-                   config.tfds_split, config.validation_fraction, config.test_fraction,
-                   config.examples_per_class],
+        # The target's training split: which images, and how many of them
+        # (all of them with `rest`, whatever the cap).
+        "target": [data_checks.dataset_identity(config.dataset), config.classes,
+                   config.split_file, config.tfds_split, config.validation_fraction,
+                   config.test_fraction,
+                   "all" if config.unlabeled_data == "rest" else config.examples_per_class],
         "unlabeled_data": (config.unlabeled_data if config.unlabeled_data in (None, "rest")
                            else os.path.realpath(config.unlabeled_data)),
         "pretrain_epochs": config.pretrain_epochs,
