@@ -29,15 +29,14 @@ export answering batch-64 requests at least 5x as fast as the teacher's.
 """
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import main_runs  # noqa: E402
 import table  # noqa: E402
 
 BEGIN = "<!-- benchmarks/distillation.py: begin (generated) -->"
@@ -51,26 +50,6 @@ TEACHER_FLAGS = {"digits": [],
                  "fashion_mnist": ["--dataset=fashion_mnist", "--examples_per_class=200",
                                    "--source_examples_per_class=1000"]}
 STUDENT_LABELS = {"digits": "10,20,all", "fashion_mnist": "200"}
-
-
-def _main_run(output_dir, flags, log_path):
-    """Runs `python -m keras_transfer.main` unless `output_dir` finished."""
-    metrics_path = os.path.join(output_dir, "metrics.json")
-    if not os.path.exists(metrics_path):
-        command = [sys.executable, "-m", "keras_transfer.main", f"--output_dir={output_dir}",
-                   "--verbose=2", *flags]
-        with open(log_path, "w") as log:
-            if subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode:
-                raise SystemExit(f"{' '.join(command)} failed; see {log_path}")
-    with open(metrics_path) as handle:
-        return json.load(handle)
-
-
-def _rows(path):
-    if not os.path.exists(path):
-        return []
-    with open(path) as handle:
-        return [json.loads(line) for line in handle if line.strip()]
 
 
 def _row(metrics, dataset, teacher, student, labels, seed):
@@ -131,7 +110,7 @@ def sweep(args, work, budget, cache):
     `--temperatures` x `--alphas` (one teacher, student and label count), what
     the defaults are chosen from."""
     rows_path, started = args.rows.replace(".jsonl", "_sweep.jsonl"), time.time()
-    rows = _rows(rows_path)
+    rows = main_runs.read_rows(rows_path)
     done = {(row["temperature"], row["alpha"], row["seed"]) for row in rows}
     teacher, student = args.teacher_models.split(",")[0], args.students.split(",")[0]
     labels = args.labels.split(",")[0]
@@ -141,10 +120,10 @@ def sweep(args, work, budget, cache):
             for alpha in [float(a) for a in args.alphas.split(",")]:
                 if (temperature, alpha, seed) in done:
                     continue
-                _main_run(teacher_dir, [f"--model={teacher}", f"--seed={seed}", *budget, *cache],
-                          f"{teacher_dir}.log")
+                main_runs.main_run(teacher_dir, [f"--model={teacher}", f"--seed={seed}",
+                                                 *budget, *cache], f"{teacher_dir}.log")
                 name = f"sweep-{teacher}-{student}-{labels}-{seed}-t{temperature:g}-a{alpha:g}"
-                metrics = _main_run(os.path.join(work, name), [
+                metrics = main_runs.main_run(os.path.join(work, name), [
                     "--phase=distill", f"--teacher={teacher_dir}", f"--model={student}",
                     "--weights=none", f"--examples_per_class={labels}",
                     "--unlabeled_data=rest", f"--temperature={temperature:g}",
@@ -152,8 +131,7 @@ def sweep(args, work, budget, cache):
                     os.path.join(work, f"{name}.log"))
                 row = {"temperature": temperature, "alpha": alpha, "seed": seed,
                        "accuracy": metrics["test"]["accuracy"]}
-                with open(rows_path, "a") as handle:
-                    handle.write(json.dumps(row) + "\n")
+                main_runs.append_row(rows_path, row)
                 rows.append(row)
     temperatures = sorted({row["temperature"] for row in rows})
     alphas = sorted({row["alpha"] for row in rows})
@@ -212,7 +190,7 @@ def main():
             table.write_block(args.results, SWEEP_BEGIN, SWEEP_END, block)
         return
     rows_path = args.rows
-    rows, started = _rows(rows_path), time.time()
+    rows, started = main_runs.read_rows(rows_path), time.time()
     done = {(row.get("dataset", "digits"), row["teacher"], row["student"], str(row["labels"]),
              row["seed"]) for row in rows}
     # Digits' folders keep their first names, so earlier invocations' runs are found.
@@ -224,20 +202,19 @@ def main():
                 for labels in args.labels.split(","):
                     if (args.dataset, teacher, student, labels, seed) in done:
                         continue
-                    _main_run(teacher_dir, [f"--model={teacher}", f"--seed={seed}",
-                                            *TEACHER_FLAGS[args.dataset], *budget, *cache],
-                              f"{teacher_dir}.log")
+                    main_runs.main_run(teacher_dir, [f"--model={teacher}", f"--seed={seed}",
+                                                     *TEACHER_FLAGS[args.dataset], *budget,
+                                                     *cache], f"{teacher_dir}.log")
                     name = f"{prefix}student-{teacher}-{student}-{labels}-{seed}"
                     unlabelled = ([] if labels == "all" else
                                   [f"--examples_per_class={labels}", "--unlabeled_data=rest"])
-                    metrics = _main_run(os.path.join(work, name), [
+                    metrics = main_runs.main_run(os.path.join(work, name), [
                         "--phase=distill", f"--teacher={teacher_dir}", f"--model={student}",
                         "--weights=none", "--baseline", *unlabelled, *budget, *cache],
                         os.path.join(work, f"{name}.log"))
                     row = _row(metrics, args.dataset, teacher, student,
                                labels if labels == "all" else int(labels), seed)
-                    with open(rows_path, "a") as handle:
-                        handle.write(json.dumps(row) + "\n")
+                    main_runs.append_row(rows_path, row)
                     rows.append(row)
     block = "\n".join([
         "## Distillation (benchmarks/distillation.py)", "",

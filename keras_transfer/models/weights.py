@@ -146,8 +146,14 @@ def autoencoder_cache_file(config, image_size, base_layer):
 
 def _pool_source_task(config):
     """The source task whose images an autoencoder also reconstructs: none
-    for `--phase=pretrain`, which pretrains on its dataset alone."""
-    return None if config.phase == "pretrain" else source_task(config)
+    for `--phase=pretrain`, which pretrains on its dataset alone, nor where
+    the dataset's embedded source shares the target's classes (asked for
+    with `--source_dataset` or `--source_classes`, that is refused)."""
+    task = None if config.phase == "pretrain" else source_task(config)
+    asked = config.source_dataset is not None or config.source_classes is not None
+    if task is not None and not asked and _shared_classes(config, task):
+        return None
+    return task
 
 
 def _autoencoder(config, image_size):

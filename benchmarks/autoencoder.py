@@ -1,0 +1,178 @@
+"""Does autoencoder pretraining pay? Bases from unlabelled images against the
+network from scratch and the supervised source base, side by side.
+
+`python benchmarks/autoencoder.py [--quick]` trains, for each backbone, label
+count and seed, one `python -m keras_transfer.main` run per variant on digits
+5-9, as a user would type it:
+
+- `scratch`: `--weights=none`, the simplest alternative;
+- `source`: `--weights=source`, the supervised digits 0-4 base (our offline
+  default), for reference;
+- `ae_plain`, `ae_denoising`, `ae_masked`: `--weights=autoencoder` with that
+  `--autoencoder`, on digits 0-4 without labels plus the whole target
+  training split without labels (`--unlabeled_data=rest`);
+- `ae_denoising_source_only` (with `--variants`): the same without `rest`, the
+  pool of digits 0-4 and the labelled target images alone.
+
+The autoencoder with `rest` is one cached base per backbone, objective and
+seed, shared by every label count. Each run's test accuracy and, for the
+autoencoder runs, its linear probes (`metrics.json`'s `base_probe`: logistic
+regression on the frozen features against a random base and PCA of the
+pixels) are appended to `benchmarks/autoencoder.jsonl` as it finishes, so a
+restart resumes where it stopped. The tables go into RESULTS.md between this
+script's markers; `--quick` (VGG16, 5 labels, one seed, one epoch a phase)
+prints them only.
+
+Target (issue 23): the best autoencoder base above scratch at every label
+count on the mean of 3 seeds, for both backbones, and its linear probe above
+both a random base and PCA of the same pixels.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import main_runs  # noqa: E402
+import table  # noqa: E402
+
+BEGIN = "<!-- benchmarks/autoencoder.py: begin (generated) -->"
+END = "<!-- benchmarks/autoencoder.py: end -->"
+VARIANTS = {
+    "scratch": ["--weights=none"],
+    "source": ["--weights=source"],
+    "ae_plain": ["--weights=autoencoder", "--autoencoder=plain", "--unlabeled_data=rest"],
+    "ae_denoising": ["--weights=autoencoder", "--autoencoder=denoising",
+                     "--unlabeled_data=rest"],
+    "ae_masked": ["--weights=autoencoder", "--autoencoder=masked", "--unlabeled_data=rest"],
+    "ae_denoising_source_only": ["--weights=autoencoder", "--autoencoder=denoising"],
+}
+DEFAULT_VARIANTS = "scratch,source,ae_plain,ae_denoising,ae_masked"
+
+
+def _row(metrics, model, shots, seed, variant):
+    probe = {score["base"]: score["logistic_accuracy"]
+             for score in metrics.get("base_probe") or []}
+    return {"model": model, "shots": shots, "seed": seed, "variant": variant,
+            "accuracy": metrics["test"]["accuracy"], "f1": metrics["test"]["f1"],
+            "probe": probe or None,
+            "pretrain_seconds": metrics["timings"].get("source_pretrain")}
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _cell(value, form="{:.3f}"):
+    return "n/a" if value is None else form.format(value)
+
+
+def accuracy_table(rows, variants):
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["model"], row["shots"]), {}).setdefault(
+            row["variant"], []).append(row)
+    lines = []
+    for (model, shots), by_variant in sorted(groups.items()):
+        means = {v: _mean([r["accuracy"] for r in by_variant.get(v, [])]) for v in variants}
+        autoencoders = {v: m for v, m in means.items() if v.startswith("ae_") and m is not None}
+        best = max(autoencoders, key=autoencoders.get) if autoencoders else None
+        seeds = max(len(group) for group in by_variant.values())
+        lift = (None if best is None or means.get("scratch") is None
+                else autoencoders[best] - means["scratch"])
+        lines.append((model, shots, seeds, *[_cell(means[v]) for v in variants],
+                      best or "n/a", _cell(lift, "{:+.3f}")))
+    return table.markdown(("model", "labels a class", "seeds", *variants,
+                           "best autoencoder", "best autoencoder - scratch"), lines)
+
+
+def probe_table(rows):
+    """The logistic-regression probe's validation accuracy, mean over seeds:
+    each autoencoder base beside the random base and PCA of the pixels."""
+    groups = {}
+    for row in rows:
+        if row["probe"]:
+            groups.setdefault((row["model"], row["shots"]), []).append(row)
+    lines = []
+    for (model, shots), group in sorted(groups.items()):
+        cells = {}
+        for row in group:
+            cells.setdefault(row["variant"], []).append(row["probe"]["autoencoder base"])
+            for base in ("random base", "PCA of the pixels", "supervised source base"):
+                if base in row["probe"]:
+                    cells.setdefault(base, []).append(row["probe"][base])
+        names = sorted(cells, key=lambda n: (not n.startswith("ae_"), n))
+        lines.append((model, shots, "; ".join(f"{n} {_cell(_mean(cells[n]))}"
+                                              for n in names)))
+    return table.markdown(("model", "labels a class", "logistic regression accuracy on the "
+                           "frozen features (validation split)"), lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--work_dir", default="/tmp/keras_transfer_autoencoder")
+    parser.add_argument("--models", default="vgg16,resnet50")
+    parser.add_argument("--shots", default="5,10,20")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--variants", default=DEFAULT_VARIANTS,
+                        help=f"of {', '.join(VARIANTS)}")
+    parser.add_argument("--rows", default=None, help="finished rows, one JSON line each "
+                        "(default: benchmarks/autoencoder[_quick].jsonl)")
+    parser.add_argument("--results", default=os.path.join(os.path.dirname(__file__),
+                                                          "RESULTS.md"))
+    args = parser.parse_args()
+    variants = args.variants.split(",")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; known: {list(VARIANTS)}")
+    if args.quick:
+        args.models, args.shots, args.seeds = "vgg16", "5", "0"
+        variants = ["scratch", "ae_denoising"]
+    work = os.path.join(args.work_dir, "quick" if args.quick else "full")
+    rows_path = args.rows or os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                          f"autoencoder{'_quick' if args.quick else ''}.jsonl")
+    os.makedirs(work, exist_ok=True)
+    budget = (["--epochs=1", "--fine_tune_epochs=1", "--pretrain_epochs=1",
+               "--min_steps_per_epoch=5"] if args.quick else [])
+    common = [f"--cache_dir={os.path.join(work, 'cache')}", "--noexport", *budget]
+    rows, started = main_runs.read_rows(rows_path), time.time()
+    done = {(row["model"], row["shots"], row["seed"], row["variant"]) for row in rows}
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for model in args.models.split(","):
+            for shots in [int(n) for n in args.shots.split(",")]:
+                for variant in variants:
+                    if (model, shots, seed, variant) in done:
+                        continue
+                    name = f"{model}-{shots}-{seed}-{variant}"
+                    metrics = main_runs.main_run(os.path.join(work, name), [
+                        f"--model={model}", f"--examples_per_class={shots}", f"--seed={seed}",
+                        *VARIANTS[variant], *common], os.path.join(work, f"{name}.log"))
+                    row = _row(metrics, model, shots, seed, variant)
+                    main_runs.append_row(rows_path, row)
+                    rows.append(row)
+    shown = [v for v in VARIANTS if v in {row["variant"] for row in rows}]
+    block = "\n".join([
+        "## Autoencoder pretraining (benchmarks/autoencoder.py)", "",
+        f"`python benchmarks/autoencoder.py{' --quick' if args.quick else ''}`, finished "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({(time.time() - started) / 60:.0f}"
+        " minutes this invocation; rows of earlier invocations are read from "
+        "benchmarks/autoencoder.jsonl). Digits 5-9, default settings otherwise (both phases, "
+        "`--pretrain_epochs=5`); `ae_*` are `--weights=autoencoder` bases on digits 0-4 "
+        "without labels and the whole target training split without labels "
+        "(`--unlabeled_data=rest`). Test accuracy, mean over seeds:", "",
+        accuracy_table(rows, shown), "",
+        "Linear probes of the frozen bases before fine-tuning (`report.md`'s \"What the base "
+        "learned\"), mean over seeds:", "",
+        probe_table(rows)])
+    print(block)
+    if not args.quick:
+        table.write_block(args.results, BEGIN, END, block)
+
+
+if __name__ == "__main__":
+    main()
