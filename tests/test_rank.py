@@ -90,3 +90,20 @@ def test_rank_pretrains_a_source_base_that_is_not_cached_yet(tmp_path, console):
     # A second ranking finds the base in the cache and trains nothing.
     rank.rank_candidates(config, ["vgg16"], ["top"], ["logme"])
     assert "pretraining the base" not in console.readouterr().out
+
+
+def test_rank_takes_an_autoencoder_base_as_a_candidate(tmp_path, console):
+    """`--weights=autoencoder` candidates: the autoencoder is trained once on
+    the task's pool, cached where the run that follows finds it, and its base
+    scored at the cut a run would make."""
+    config = config_lib.RunConfig(weights="autoencoder", cache_dir=str(tmp_path / "cache"),
+                                  autoencoder="plain", **{**TINY, "examples_per_class": 8})
+    rows = rank.rank_candidates(config, ["vgg16"], ["auto"], ["logme"])
+    assert [(row["model"], row["weights"], row["base_layer"]) for row in rows] == [
+        ("vgg16", "autoencoder", "block3")]
+    assert np.isfinite(rows[0]["logme"])
+    # The source capped at 10 images a class (TINY), and the 8 a class of the target.
+    assert "autoencoder (plain) on 90 unlabelled images" in console.readouterr().out
+    assert len(list((tmp_path / "cache" / "autoencoder").glob("vgg16-*/base.weights.h5"))) == 1
+    rank.rank_candidates(config, ["vgg16"], ["auto"], ["logme"])
+    assert "unlabelled images" not in console.readouterr().out

@@ -39,11 +39,12 @@ class Pool:
         return {name: len(group) for name, group in zip(self.names, self.groups)}
 
 
-def pool_of(target, source=None, rest=False):
+def pool_of(target, source=None, rest=False, whole_source=True):
     """The `Pool` of a target `LabelledData` (its training split, with
     `rest` its images beyond `--examples_per_class` too, and `unlabeled`
     from a folder) and, when given, a source task's `LabelledData` (all of
-    its splits: none of them is the target's)."""
+    its splits, none of which is the target's; its training split alone
+    when not `whole_source`: a `--source_examples_per_class` cap holds)."""
     if rest and target.rest is not None and len(target.rest):
         # The whole training split, whatever the cap: in one order of its
         # own, so every cap reconstructs the same images in the same order
@@ -55,7 +56,8 @@ def pool_of(target, source=None, rest=False):
     if target.unlabeled is not None and len(target.unlabeled):
         named.append(("--unlabeled_data", target.unlabeled))
     if source is not None:
-        for split in (source.train, source.validation, source.test):
+        for split in ((source.train, source.validation, source.test) if whole_source
+                      else (source.train,)):
             named.append((f"source task {source.name}", split))
     names, groups = [], []
     for name, group in named:

@@ -46,7 +46,8 @@ def pretrain_base_if_needed(config, resolved, *, strategy, image_size, global_ba
             logger.info(f"source task: {line}")
     if resolved.kind == autoencoder_checks.AUTOENCODER:
         pool = reconstruction.pool_of(
-            data, source, rest=config.unlabeled_data == distill_checks.REST)
+            data, source, rest=config.unlabeled_data == distill_checks.REST,
+            whole_source=not config.source_examples_per_class)
         train = functools.partial(_train_autoencoder, pool, base_layer=(
             backbones.resolve_base_layer(config.backbone, config.base_layer, resolved.kind,
                                          config.phase)))
