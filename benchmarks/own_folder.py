@@ -5,8 +5,10 @@ classes (filled circles, squares and triangles of random size, position,
 angle and colour on a noisy background: `render_shapes`), then trains on it
 with each offline route a new user has, as that user would type it, one
 process per run: the network from scratch (`--weights=none`), the same with
-augmentation, and transfer from the embedded digits (`--source_dataset=digits`,
-a labelled source of another domain). Each run's test accuracy and macro F1
+augmentation, transfer from the embedded digits (`--source_dataset=digits`,
+a labelled source of another domain), and an autoencoder base trained on the
+folder's training images and 1,000 more shapes without labels
+(`--weights=autoencoder --unlabeled_data=FOLDER`). Each run's test accuracy and macro F1
 sit beside the majority class's share of the test split (the simplest
 alternative: always answer the largest class), with the run's own warnings.
 
@@ -68,7 +70,11 @@ ROUTES = (
     ("`--source_dataset=digits` (transfer from digits 0-9)", 60,
      ["--weights=auto", "--source_dataset=digits", "--source_classes=0,1,2,3,4,5,6,7,8,9"]),
     ("`--weights=none`, augmentation, 24 epochs", 300, LONGER),
+    # UNLABELLED: shapes of the same kind without labels, beside the folder.
+    ("`--weights=autoencoder --unlabeled_data=FOLDER` (1,000 shapes without labels)", 60,
+     ["--weights=autoencoder", "--unlabeled_data={unlabelled}"]),
 )
+UNLABELLED = 1000
 
 
 def _run(flags, folder, output_dir, cache_dir, common):
@@ -109,7 +115,14 @@ def main():
         folder = os.path.join(work, f"shapes{args.size}-{per_class}")
         if not os.path.isdir(folder):
             render_shapes(folder, per_class, args.size)
-        name = "_".join(flag.strip("-").replace("=", "-").replace(",", "+") for flag in flags)
+        if any("{unlabelled}" in flag for flag in flags):
+            pool = os.path.join(work, f"shapes{args.size}-unlabelled")
+            if not os.path.isdir(pool):  # Another seed: none of the labelled images.
+                render_shapes(pool, (20 if args.quick else UNLABELLED) // len(SHAPES),
+                              args.size, seed=1)
+            flags = [flag.replace("{unlabelled}", pool) for flag in flags]
+        name = "_".join(os.path.basename(flag).strip("-").replace("=", "-").replace(",", "+")
+                        for flag in flags)
         metrics, warnings = _run(flags, folder, os.path.join(work, f"{name}-{per_class}"),
                                  os.path.join(work, "cache"), common)
         test = metrics["test"]
