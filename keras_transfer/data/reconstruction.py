@@ -60,16 +60,22 @@ def pool_of(target, source=None, rest=False, whole_source=True):
                       else (source.train,)):
             named.append((f"source task {source.name}", split))
     names, groups = [], []
-    for name, group in named:
+    for name, group in named:  # A source's splits join into one group.
         if len(group) == 0:
             continue
-        if name in names and group.images is not None and (
-                groups[names.index(name)].images.shape[1:] == group.images.shape[1:]):
+        if name in names and _joinable(groups[names.index(name)], group):
             groups[names.index(name)] = sources.concatenate(groups[names.index(name)], group)
-            continue
-        names.append(name)
-        groups.append(group)
+        else:
+            names.append(name)
+            groups.append(group)
     return Pool(groups=tuple(groups), names=tuple(names))
+
+
+def _joinable(first, second):
+    """Both in files, or both in memory at one shape."""
+    if first.images is None or second.images is None:
+        return first.images is None and second.images is None
+    return first.images.shape[1:] == second.images.shape[1:]
 
 
 def _canonical(examples):
