@@ -14,6 +14,11 @@ count and seed, one `python -m keras_transfer.main` run per variant on digits
 - `ae_denoising_source_only` (with `--variants`): the same without `rest`, the
   pool of digits 0-4 and the labelled target images alone.
 
+`--dataset=fashion_mnist` runs the Fashion-MNIST case instead: all ten
+classes, 100 labels a class, the autoencoder on the whole training split
+without labels (about 49,000 images; no source task shares the classes), as
+`scratch` and `ae_denoising` by default.
+
 The autoencoder with `rest` is one cached base per backbone, objective and
 seed, shared by every label count. Each run's test accuracy and, for the
 autoencoder runs, its linear probes (`metrics.json`'s `base_probe`: logistic
@@ -51,12 +56,18 @@ VARIANTS = {
     "ae_denoising_source_only": ["--weights=autoencoder", "--autoencoder=denoising"],
 }
 DEFAULT_VARIANTS = "scratch,source,ae_plain,ae_denoising,ae_masked"
+# Per data set: the flags of every run, the label counts, the variants.
+DATASETS = {
+    "digits": ([], "5,10,20", DEFAULT_VARIANTS),
+    "fashion_mnist": (["--dataset=fashion_mnist", "--classes=" + ",".join(map(str, range(10)))],
+                      "100", "scratch,ae_denoising"),
+}
 
 
-def _row(metrics, model, shots, seed, variant):
+def _row(metrics, dataset, model, shots, seed, variant):
     probe = {score["base"]: score["logistic_accuracy"]
              for score in metrics.get("base_probe") or []}
-    return {"model": model, "shots": shots, "seed": seed, "variant": variant,
+    return {"dataset": dataset, "model": model, "shots": shots, "seed": seed, "variant": variant,
             "accuracy": metrics["test"]["accuracy"], "f1": metrics["test"]["f1"],
             "probe": probe or None,
             "pretrain_seconds": metrics["timings"].get("source_pretrain")}
@@ -74,19 +85,19 @@ def _cell(value, form="{:.3f}"):
 def accuracy_table(rows, variants):
     groups = {}
     for row in rows:
-        groups.setdefault((row["model"], row["shots"]), {}).setdefault(
-            row["variant"], []).append(row)
+        groups.setdefault((row.get("dataset", "digits"), row["model"], row["shots"]),
+                          {}).setdefault(row["variant"], []).append(row)
     lines = []
-    for (model, shots), by_variant in sorted(groups.items()):
+    for (dataset, model, shots), by_variant in sorted(groups.items()):
         means = {v: _mean([r["accuracy"] for r in by_variant.get(v, [])]) for v in variants}
         autoencoders = {v: m for v, m in means.items() if v.startswith("ae_") and m is not None}
         best = max(autoencoders, key=autoencoders.get) if autoencoders else None
         seeds = max(len(group) for group in by_variant.values())
         lift = (None if best is None or means.get("scratch") is None
                 else autoencoders[best] - means["scratch"])
-        lines.append((model, shots, seeds, *[_cell(means[v]) for v in variants],
+        lines.append((dataset, model, shots, seeds, *[_cell(means[v]) for v in variants],
                       best or "n/a", _cell(lift, "{:+.3f}")))
-    return table.markdown(("model", "labels a class", "seeds", *variants,
+    return table.markdown(("data", "model", "labels a class", "seeds", *variants,
                            "best autoencoder", "best autoencoder - scratch"), lines)
 
 
@@ -96,9 +107,10 @@ def probe_table(rows):
     groups = {}
     for row in rows:
         if row["probe"]:
-            groups.setdefault((row["model"], row["shots"]), []).append(row)
+            groups.setdefault((row.get("dataset", "digits"), row["model"], row["shots"]),
+                              []).append(row)
     lines = []
-    for (model, shots), group in sorted(groups.items()):
+    for (dataset, model, shots), group in sorted(groups.items()):
         cells = {}
         for row in group:
             cells.setdefault(row["variant"], []).append(row["probe"]["autoencoder base"])
@@ -106,9 +118,9 @@ def probe_table(rows):
                 if base in row["probe"]:
                     cells.setdefault(base, []).append(row["probe"][base])
         names = sorted(cells, key=lambda n: (not n.startswith("ae_"), n))
-        lines.append((model, shots, "; ".join(f"{n} {_cell(_mean(cells[n]))}"
-                                              for n in names)))
-    return table.markdown(("model", "labels a class", "logistic regression accuracy on the "
+        lines.append((dataset, model, shots, "; ".join(f"{n} {_cell(_mean(cells[n]))}"
+                                                       for n in names)))
+    return table.markdown(("data", "model", "labels a class", "logistic regression accuracy on the "
                            "frozen features (validation split)"), lines)
 
 
@@ -117,21 +129,25 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--work_dir", default="/tmp/keras_transfer_autoencoder")
     parser.add_argument("--models", default="vgg16,resnet50")
-    parser.add_argument("--shots", default="5,10,20")
+    parser.add_argument("--dataset", default="digits", choices=sorted(DATASETS))
+    parser.add_argument("--shots", default=None, help="labels a class (default: 5,10,20 "
+                        "on digits, 100 on fashion_mnist)")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--variants", default=DEFAULT_VARIANTS,
-                        help=f"of {', '.join(VARIANTS)}")
+    parser.add_argument("--variants", default=None, help=f"of {', '.join(VARIANTS)} "
+                        "(default: per data set)")
     parser.add_argument("--rows", default=None, help="finished rows, one JSON line each "
                         "(default: benchmarks/autoencoder[_quick].jsonl)")
     parser.add_argument("--results", default=os.path.join(os.path.dirname(__file__),
                                                           "RESULTS.md"))
     args = parser.parse_args()
-    variants = args.variants.split(",")
+    data_flags, default_shots, default_variants = DATASETS[args.dataset]
+    args.shots = args.shots or default_shots
+    variants = (args.variants or default_variants).split(",")
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variants {unknown}; known: {list(VARIANTS)}")
     if args.quick:
-        args.models, args.shots, args.seeds = "vgg16", "5", "0"
+        args.models, args.shots, args.seeds = "vgg16", args.shots.split(",")[0], "0"
         variants = ["scratch", "ae_denoising"]
     work = os.path.join(args.work_dir, "quick" if args.quick else "full")
     rows_path = args.rows or os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -141,18 +157,22 @@ def main():
                "--min_steps_per_epoch=5"] if args.quick else [])
     common = [f"--cache_dir={os.path.join(work, 'cache')}", "--noexport", *budget]
     rows, started = main_runs.read_rows(rows_path), time.time()
-    done = {(row["model"], row["shots"], row["seed"], row["variant"]) for row in rows}
+    done = {(row.get("dataset", "digits"), row["model"], row["shots"], row["seed"],
+             row["variant"]) for row in rows}
+    # Digits' folders keep their first names, so earlier invocations' runs are found.
+    prefix = "" if args.dataset == "digits" else f"{args.dataset}-"
     for seed in [int(s) for s in args.seeds.split(",")]:
         for model in args.models.split(","):
             for shots in [int(n) for n in args.shots.split(",")]:
                 for variant in variants:
-                    if (model, shots, seed, variant) in done:
+                    if (args.dataset, model, shots, seed, variant) in done:
                         continue
-                    name = f"{model}-{shots}-{seed}-{variant}"
+                    name = f"{prefix}{model}-{shots}-{seed}-{variant}"
                     metrics = main_runs.main_run(os.path.join(work, name), [
                         f"--model={model}", f"--examples_per_class={shots}", f"--seed={seed}",
-                        *VARIANTS[variant], *common], os.path.join(work, f"{name}.log"))
-                    row = _row(metrics, model, shots, seed, variant)
+                        *data_flags, *VARIANTS[variant], *common],
+                        os.path.join(work, f"{name}.log"))
+                    row = _row(metrics, args.dataset, model, shots, seed, variant)
                     main_runs.append_row(rows_path, row)
                     rows.append(row)
     shown = [v for v in VARIANTS if v in {row["variant"] for row in rows}]
@@ -161,10 +181,11 @@ def main():
         f"`python benchmarks/autoencoder.py{' --quick' if args.quick else ''}`, finished "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({(time.time() - started) / 60:.0f}"
         " minutes this invocation; rows of earlier invocations are read from "
-        "benchmarks/autoencoder.jsonl). Digits 5-9, default settings otherwise (both phases, "
-        "`--pretrain_epochs=5`); `ae_*` are `--weights=autoencoder` bases on digits 0-4 "
-        "without labels and the whole target training split without labels "
-        "(`--unlabeled_data=rest`). Test accuracy, mean over seeds:", "",
+        "benchmarks/autoencoder.jsonl). Digits 5-9 (Fashion-MNIST: all ten classes), default "
+        "settings otherwise (both phases, `--pretrain_epochs=5`); `ae_*` are "
+        "`--weights=autoencoder` bases on digits 0-4 without labels (Fashion-MNIST: none) and "
+        "the whole target training split without labels (`--unlabeled_data=rest`). Test "
+        "accuracy, mean over seeds:", "",
         accuracy_table(rows, shown), "",
         "Linear probes of the frozen bases before fine-tuning (`report.md`'s \"What the base "
         "learned\"), mean over seeds:", "",
