@@ -66,13 +66,13 @@ LONGER = ["--weights=none", "--augment=flip,rotation,zoom", "--fine_tune_epochs=
 # (what the table calls it, images a class, flags), as a user would type them.
 ROUTES = (
     ("`--weights=none` (from scratch, the defaults)", 60, ["--weights=none"]),
+    # UNLABELLED: shapes of the same kind without labels, beside the folder.
+    ("`--weights=autoencoder --unlabeled_data=FOLDER` (1,000 shapes without labels)", 60,
+     ["--weights=autoencoder", "--unlabeled_data={unlabelled}"]),
     ("`--weights=none`, augmentation, 24 epochs", 60, LONGER),
     ("`--source_dataset=digits` (transfer from digits 0-9)", 60,
      ["--weights=auto", "--source_dataset=digits", "--source_classes=0,1,2,3,4,5,6,7,8,9"]),
     ("`--weights=none`, augmentation, 24 epochs", 300, LONGER),
-    # UNLABELLED: shapes of the same kind without labels, beside the folder.
-    ("`--weights=autoencoder --unlabeled_data=FOLDER` (1,000 shapes without labels)", 60,
-     ["--weights=autoencoder", "--unlabeled_data={unlabelled}"]),
 )
 UNLABELLED = 1000
 
@@ -96,12 +96,19 @@ def _run(flags, folder, output_dir, cache_dir, common):
     return metrics, warnings
 
 
+def _spread(values):
+    return (f"{values[0]:.3f}" if len(values) == 1 else
+            f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="20 images a class, one epoch a phase: a smoke run")
     parser.add_argument("--work_dir", default="/tmp/keras_transfer_own_folder")
     parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--seeds", default="0", help="seeds of every route (the folder "
+                        "and its split stay the same; initialisation and shuffling change)")
     parser.add_argument("--results", default=os.path.join(os.path.dirname(__file__),
                                                           "RESULTS.md"))
     args = parser.parse_args()
@@ -110,6 +117,7 @@ def main():
         ["--epochs=1", "--fine_tune_epochs=1", "--pretrain_epochs=1",
          "--min_steps_per_epoch=2"] if args.quick else [])
     started, rows = time.time(), []
+    seeds = [int(seed) for seed in args.seeds.split(",")]
     for label, per_class, flags in ROUTES:
         per_class = min(per_class, 20) if args.quick else per_class
         folder = os.path.join(work, f"shapes{args.size}-{per_class}")
@@ -123,13 +131,19 @@ def main():
             flags = [flag.replace("{unlabelled}", pool) for flag in flags]
         name = "_".join(os.path.basename(flag).strip("-").replace("=", "-").replace(",", "+")
                         for flag in flags)
-        metrics, warnings = _run(flags, folder, os.path.join(work, f"{name}-{per_class}"),
-                                 os.path.join(work, "cache"), common)
-        test = metrics["test"]
-        supports = [row["support"] for row in test["per_class"].values()]
-        rows.append((label, per_class, f"{test['accuracy']:.3f}", f"{test['f1']:.3f}",
+        runs = []
+        for seed in seeds:  # Seed 0's folders keep their first names.
+            suffix = f"-seed{seed}" if seed else ""
+            runs.append(_run([*flags, f"--seed={seed}"], folder,
+                             os.path.join(work, f"{name}-{per_class}{suffix}"),
+                             os.path.join(work, "cache"), common))
+        tests = [metrics["test"] for metrics, _ in runs]
+        supports = [row["support"] for row in tests[0]["per_class"].values()]
+        warnings = sorted({warning for _, said in runs for warning in said})
+        rows.append((label, per_class, len(runs), _spread([t["accuracy"] for t in tests]),
+                     _spread([t["f1"] for t in tests]),
                      f"{max(supports) / sum(supports):.3f}",
-                     f"{metrics['timings']['total']:.0f}",
+                     f"{np.mean([m['timings']['total'] for m, _ in runs]):.0f}",
                      "; ".join(warnings) or "none"))
     block = "\n".join([
         "## Your own folder, offline (benchmarks/own_folder.py)", "",
@@ -138,10 +152,10 @@ def main():
         f"{(time.time() - started) / 60:.0f} minutes (runs already finished under "
         "--work_dir are read, not rerun). A rendered folder of circles, squares and "
         f"triangles at {args.size} px (train / validation / test 70 / 10 / 20 %), VGG16, "
-        "the default settings otherwise, seed 0, one run each; `largest class`: the test "
-        "accuracy of always answering it.", "",
-        table.markdown(("route", "images a class", "test accuracy", "macro F1",
-                        "largest class", "seconds", "the run's warnings"), rows)])
+        "the default settings otherwise; mean (and standard deviation) over seeds "
+        f"{args.seeds}; `largest class`: the test accuracy of always answering it.", "",
+        table.markdown(("route", "images a class", "seeds", "test accuracy", "macro F1",
+                        "largest class", "seconds a run", "the runs' warnings"), rows)])
     print(block)
     if not args.quick:
         table.write_block(args.results, BEGIN, END, block)
