@@ -8,7 +8,8 @@ import dataclasses
 import os
 from typing import Optional, Tuple
 
-from keras_transfer import autoencoder_checks, data_checks, distill_checks
+from keras_transfer import (autoencoder_checks, data_checks, distill_checks,
+                            semi_supervised_checks)
 from keras_transfer.checks import ConfigError, require, validate_choice, validate_range
 from keras_transfer.models import backbones
 
@@ -88,6 +89,11 @@ class RunConfig:
     noise_stddev: float = 0.2
     mask_ratio: float = 0.5
     pretrain_objective: str = "supervised"
+    semi_supervised: str = "none"
+    confidence_threshold: float = 0.95
+    unlabeled_ratio: int = 7
+    unlabeled_weight: float = 1.0
+    unlabeled_warmup_epochs: int = 1
     verbose: int = 2
 
     def __post_init__(self):
@@ -245,6 +251,7 @@ def _validate(config):
     data_checks.validate_data_options(config)
     distill_checks.validate(config)
     autoencoder_checks.validate(config)
+    semi_supervised_checks.validate(config)
     require(config.cache_dir is None or not os.path.exists(config.cache_dir)
              or os.path.isdir(config.cache_dir),
              f"cache_dir must be a folder (created if missing). Received: "

@@ -4,7 +4,7 @@ read and checked against the data in `run/prepare.py`)."""
 
 import os
 
-from keras_transfer import autoencoder_checks
+from keras_transfer import autoencoder_checks, semi_supervised_checks
 from keras_transfer.checks import require, validate_range
 
 # `--unlabeled_data=rest`: the training split's images beyond
@@ -31,11 +31,12 @@ def validate(config):
     if config.unlabeled_data is not None:
         # Images without labels teach a student (from its teacher) or an
         # autoencoder (by reconstruction); no other phase can use them.
-        require(config.phase == "distill" or autoencoder_checks.pretrains_autoencoder(config),
-                "unlabeled_data is what phase=distill's student learns from its teacher, or "
+        require(config.phase == "distill" or autoencoder_checks.pretrains_autoencoder(config)
+                or semi_supervised_checks.uses_unlabeled(config),
+                "unlabeled_data is what phase=distill's student learns from its teacher, "
                 "what an autoencoder reconstructs (--weights=autoencoder, or --phase=pretrain "
-                "--pretrain_objective=autoencoder). Received: unlabeled_data="
-                f"{config.unlabeled_data!r}, phase={config.phase!r}, "
+                "--pretrain_objective=autoencoder), or what --semi_supervised pseudo-labels. "
+                f"Received: unlabeled_data={config.unlabeled_data!r}, phase={config.phase!r}, "
                 f"weights={config.weights!r}")
         require(config.unlabeled_data == REST or os.path.isdir(config.unlabeled_data),
                 f"unlabeled_data must be {REST!r} (the training images beyond "

@@ -8,7 +8,8 @@ import sys
 
 from absl import app, flags, logging
 
-from keras_transfer import autoencoder_checks, config as config_lib, tf_quiet
+from keras_transfer import (autoencoder_checks, config as config_lib, semi_supervised_checks,
+                            tf_quiet)
 from keras_transfer.log import show_on_console
 from keras_transfer.models import backbones
 
@@ -58,6 +59,18 @@ def define_flags():
                       autoencoder_checks.PRETRAIN_OBJECTIVES, "phase=pretrain: train the "
                       "base on the labels (supervised) or as an autoencoder's encoder on the "
                       "dataset's images (and --unlabeled_data).")
+    flags.DEFINE_enum("semi_supervised", _default("semi_supervised"),
+                      semi_supervised_checks.SEMI_SUPERVISED, "fixmatch: fine-tuning (and "
+                      "training from scratch) also learns --unlabeled_data: pseudo-labels "
+                      "from a weak view where confident, trained on a strong view.")
+    flags.DEFINE_float("confidence_threshold", _default("confidence_threshold"),
+                       "semi_supervised: the least confidence a pseudo-label needs.")
+    flags.DEFINE_integer("unlabeled_ratio", _default("unlabeled_ratio"), "semi_supervised: "
+                         "unlabelled images per labelled image in a step.")
+    flags.DEFINE_float("unlabeled_weight", _default("unlabeled_weight"), "semi_supervised: "
+                       "the weight of the unlabelled images' loss, after its warm-up.")
+    flags.DEFINE_integer("unlabeled_warmup_epochs", _default("unlabeled_warmup_epochs"),
+                         "semi_supervised: epochs over which that weight rises from 0.")
     flags.DEFINE_string("output_dir", None, "Folder for everything the run writes "
                         "(default: a new runs/MODEL-PHASE-TIMESTAMP).")
     flags.DEFINE_enum("strategy", _default("strategy"), config_lib.STRATEGIES,

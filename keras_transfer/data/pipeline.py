@@ -145,6 +145,40 @@ def _exact(examples, labels, batch_size, image_size, channels):
     return with_data_sharding(dataset.batch(batch_size).prefetch(AUTOTUNE))
 
 
+def rgb(images, image_size):
+    """float32 0-255 RGB at `image_size`, from any channel count (one image
+    or a batch): where images of several sources meet in one batch."""
+    images = tf.image.resize(tf.cast(images, tf.float32), [image_size, image_size])
+    if images.shape[-1] in (1, 2):  # Grayscale, or grayscale + alpha.
+        return tf.repeat(images[..., :1], 3, axis=-1)
+    return images[..., :3]
+
+
+def rgb_dataset(examples, image_size, *, order=None, shuffle_seed=None, labels=None):
+    """A dataset of `examples`' images (`rgb`), at `order` (default: all),
+    reshuffled every pass when `shuffle_seed` is given; with `labels`
+    (float32 [examples, width]) each image travels with its row."""
+    order = np.arange(len(examples)) if order is None else np.asarray(order)
+    sources = (examples.images[order] if examples.images is not None
+               else np.asarray(examples.files, dtype=str)[order])
+    dataset = tf.data.Dataset.from_tensor_slices(
+        sources if labels is None else (sources, np.asarray(labels, np.float32)[order]))
+    if shuffle_seed is not None:  # Paths, not decoded images: a small buffer.
+        dataset = dataset.shuffle(len(order), seed=shuffle_seed, reshuffle_each_iteration=True)
+
+    def load(source, *row):
+        image = (rgb(source, image_size) if examples.images is not None else
+                 decode_image(tf.io.read_file(source), 3, image_size))
+        return (image, *row) if row else image
+
+    dataset = dataset.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if examples.files is not None:
+        # As in training: a file that broke since its check is dropped, and
+        # `repeat().take(n)` keeps the pass at n images.
+        dataset = dataset.ignore_errors(log_warning=True).repeat().take(len(order))
+    return dataset
+
+
 def augmented(batches, augment, seed):
     """`batches` of (pixels, labels) with the requested augmentations applied
     (seeded); unchanged when there are none."""

@@ -89,33 +89,9 @@ def _canonical(examples):
     return examples.take(order)
 
 
-def _rgb(images, image_size):
-    """float32 0-255 RGB at `image_size` from any channel count."""
-    images = tf.image.resize(tf.cast(images, tf.float32), [image_size, image_size])
-    channels = images.shape[-1]
-    if channels in (1, 2):
-        return tf.repeat(images[..., :1], 3, axis=-1)
-    return images[..., :3]
-
-
 def _pixels(group, image_size, order, shuffle_seed=None):
-    """A dataset of `group`'s images at `order` (float32 RGB at
-    `image_size`), reshuffled every pass when `shuffle_seed` is given."""
-    if group.images is not None:
-        dataset = tf.data.Dataset.from_tensor_slices(group.images[order])
-        if shuffle_seed is not None:
-            dataset = dataset.shuffle(len(order), seed=shuffle_seed,
-                                      reshuffle_each_iteration=True)
-        return dataset.map(lambda image: _rgb(image, image_size), num_parallel_calls=AUTOTUNE)
-    dataset = tf.data.Dataset.from_tensor_slices(np.asarray(group.files, dtype=str)[order])
-    if shuffle_seed is not None:  # The paths, not decoded images: a small buffer.
-        dataset = dataset.shuffle(len(order), seed=shuffle_seed, reshuffle_each_iteration=True)
-    # As in training: a file that broke since its check is dropped, and
-    # `repeat().take(n)` keeps the pass at n images.
-    return dataset.map(
-        lambda path: pipeline.decode_image(tf.io.read_file(path), 3, image_size),
-        num_parallel_calls=AUTOTUNE, deterministic=True,
-    ).ignore_errors(log_warning=True).repeat().take(len(order))
+    """A dataset of `group`'s images at `order` (`pipeline.rgb_dataset`)."""
+    return pipeline.rgb_dataset(group, image_size, order=order, shuffle_seed=shuffle_seed)
 
 
 def corrupt(pixels, key, *, objective, noise_stddev=0.2, mask_ratio=0.5):

@@ -109,6 +109,10 @@ class Loop:
         callbacks.on_test_begin()
         logs = self._run_epoch(self._test, self._iterator(dataset), _steps_of(dataset),
                                callbacks.on_test_batch_begin, callbacks.on_test_batch_end)
+        # What only a training step measures (FixMatch's mask rate) would
+        # read 0 here.
+        for name in getattr(self.model, "TRAINING_ONLY_METRICS", ()):
+            logs.pop(name, None)
         callbacks.on_test_end(logs)
         return logs
 

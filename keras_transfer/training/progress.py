@@ -24,7 +24,7 @@ PASS_LABELS = {
 
 # The metrics a progress line shows (all of them are in the history, the CSV
 # log and TensorBoard).
-SHOWN = ("loss", "accuracy", "f1")
+SHOWN = ("loss", "accuracy", "f1", "mask_rate", "pseudo_label_accuracy")
 
 
 def label_of(phase_name):

@@ -4,16 +4,18 @@ the source task behind `--weights=source` (`source.py`), and the `--baseline`.""
 from keras_transfer import outputs
 from keras_transfer.data import pipeline
 from keras_transfer.models import classifier as model_lib
-from keras_transfer.training import phase as phase_lib
+from keras_transfer.training import phase as phase_lib, semi_supervised as semi_supervised_lib
 
 BASE_WEIGHTS_FILE = "base.weights.h5"
 
 
 def train_from_scratch(name, data, *, config, strategy, image_size, global_batch,
                        epochs, learning_rate, output_dir, class_weight=None,
-                       backup_root=None, writes=True, base_layer="top"):
+                       backup_root=None, writes=True, base_layer="top",
+                       semi_supervised=False):
     """Builds a randomly initialised classifier (its base cut at
-    `base_layer`) and trains all of it.
+    `base_layer`) and trains all of it; with `semi_supervised`, on the
+    run's unlabelled images too where `--semi_supervised` asks for them.
 
     The base runs in training mode here: from scratch, BatchNormalization
     has to learn its statistics.
@@ -28,8 +30,12 @@ def train_from_scratch(name, data, *, config, strategy, image_size, global_batch
     learn_batchnorm_statistics(classifier, strategy)
     train_data, validation_data = pipeline.training_datasets(data, config, image_size,
                                                              global_batch)
+    unlabelled = semi_supervised_lib.fit_inputs(
+        classifier, data, config, strategy=strategy, image_size=image_size,
+        global_batch=global_batch) if semi_supervised else {}
     result = phase_lib.run_phase(
-        classifier, name, train_data=train_data, validation_data=validation_data,
+        classifier, name, **{"train_data": train_data, **unlabelled},
+        validation_data=validation_data,
         epochs=epochs, learning_rate=learning_rate, strategy=strategy, config=config,
         class_names=data.class_names, output_dir=output_dir, class_weight=class_weight,
         backup_root=backup_root, writes=writes,

@@ -15,7 +15,8 @@ from keras_transfer.data import pipeline
 from keras_transfer.evaluation import metrics as evaluate
 from keras_transfer.log import logger
 from keras_transfer.models import classifier as model_lib
-from keras_transfer.training import feature_cache, phase as phase_lib, safety_net, scratch
+from keras_transfer.training import (feature_cache, phase as phase_lib, safety_net, scratch,
+                                     semi_supervised)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,10 +121,14 @@ def _transfer_phases(config, data, resolved, ctx, previous):
         release = (model_lib.anchor_base_weights(classifier, config.l2_sp) if config.l2_sp
                    else lambda: None)
         try:
+            unlabelled = semi_supervised.fit_inputs(
+                classifier, data, config, strategy=ctx.strategy, image_size=ctx.image_size,
+                global_batch=ctx.global_batch)
             result = phase_lib.run_phase(
                 classifier, "fine_tune", epochs=config.fine_tune_epochs,
                 learning_rate=config.fine_tune_learning_rate,
-                schedule=config.fine_tune_schedule, first_epoch=first, **common)
+                schedule=config.fine_tune_schedule, first_epoch=first,
+                **{**common, **unlabelled})
         finally:
             release()  # The exported model and later phases carry no penalty.
         evaluations["fine_tune"] = evaluate_on_test(classifier, ctx, data, config,
@@ -153,6 +158,7 @@ def from_scratch(config, data, ctx, folder=None):
         backup_root=os.path.join(ctx.backup_root, folder) if folder else ctx.backup_root,
         writes=ctx.writes,
         base_layer=config.base_layer,
+        semi_supervised=True,
     )
     evaluation = evaluate_on_test(classifier, ctx, data, config,
                                   "test of the baseline" if folder else "test")

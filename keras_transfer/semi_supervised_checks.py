@@ -1,0 +1,39 @@
+"""The checks of `--semi_supervised` that need no data (`config.RunConfig`
+runs them with its others)."""
+
+from keras_transfer.checks import require, validate_choice, validate_range
+
+# `fixmatch`: pseudo-labels from a weak view of each unlabelled image, where
+# confident, trained on a strong view of it (Sohn et al., 2020).
+SEMI_SUPERVISED = ("none", "fixmatch")
+
+
+def uses_unlabeled(config):
+    return config.semi_supervised != "none"
+
+
+def validate(config):
+    validate_choice("semi_supervised", config.semi_supervised, SEMI_SUPERVISED)
+    validate_range("confidence_threshold", config.confidence_threshold, 0.0, 1.0,
+                   low_inclusive=False)
+    validate_range("unlabeled_ratio", config.unlabeled_ratio, 1)
+    validate_range("unlabeled_weight", config.unlabeled_weight, 0.0)
+    validate_range("unlabeled_warmup_epochs", config.unlabeled_warmup_epochs, 0)
+    if not uses_unlabeled(config):
+        return
+    require(config.unlabeled_data is not None,
+            f"semi_supervised={config.semi_supervised} learns from images without labels: "
+            "pass --unlabeled_data=rest (the training images beyond --examples_per_class) "
+            "or a folder. Received: unlabeled_data=None")
+    # Fine-tuning and training from scratch see each image anew every step;
+    # phase 1 trains a head on features recorded once, without views.
+    trains_whole = config.phase in ("both", "fine_tune") or (
+        config.weights == "none" and config.phase == "feature_extraction")
+    require(trains_whole,
+            f"semi_supervised={config.semi_supervised} trains in fine-tuning (and from "
+            "scratch, --weights=none): pass --phase=both or --phase=fine_tune. Received: "
+            f"phase={config.phase!r}, weights={config.weights!r}")
+    require(config.class_weight == "none",
+            "class_weight weighs images by their label's class, and unlabeled_data's "
+            f"images have none. Received: class_weight={config.class_weight!r}, "
+            f"semi_supervised={config.semi_supervised!r}")

@@ -1,0 +1,165 @@
+"""`--semi_supervised=fixmatch`: the two-stream loss against a hand
+computation (the mask at the threshold, the warm-up of its weight), the
+pseudo-label accuracy on a case where it is known, a pool without validation
+or test images, a run killed mid-phase that resumes, and the refusals."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import REPO, TINY
+from keras_transfer import config as config_lib, faults, outputs
+from keras_transfer.checks import ConfigError
+
+CLASSES = 3
+
+
+def _model(threshold=0.9, weight=2.0, warmup_steps=0, known=True):
+    from keras_transfer.training import fixmatch
+
+    classifier = keras.Sequential([keras.Input((4,)), keras.layers.Dense(CLASSES,
+                                                                         activation="softmax")])
+    model = fixmatch.FixMatchModel(classifier, num_classes=CLASSES, threshold=threshold,
+                                   weight=weight, warmup_steps=warmup_steps,
+                                   labels_known=known)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.CategoricalCrossentropy())
+    return model
+
+
+def _ce(target, predicted):
+    return -np.sum(target * np.log(predicted), axis=-1)
+
+
+LABELS = np.eye(CLASSES, dtype=np.float32)[[0, 2]]
+LABELLED = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]], np.float32)
+# Weak views: confident at exactly the threshold, above it, below it.
+WEAK = np.array([[0.9, 0.05, 0.05], [0.02, 0.96, 0.02], [0.5, 0.3, 0.2]], np.float32)
+STRONG = np.array([[0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.1, 0.1, 0.8]], np.float32)
+
+
+def test_the_loss_is_the_labelled_loss_plus_the_weighted_confident_pseudo_label_loss():
+    model = _model(threshold=0.9, weight=2.0)
+    x = (np.zeros((2, 4), np.float32), np.zeros((3, 4), np.float32),
+         np.zeros((3, 4), np.float32))
+    pool = np.zeros((3, CLASSES + 1), np.float32)
+    loss = float(model.compute_loss(x, (LABELS, pool), (LABELLED, WEAK, STRONG)))
+    supervised = np.mean(_ce(LABELS, LABELLED))
+    pseudo = np.eye(CLASSES)[[0, 1, 0]]
+    mask = np.array([1.0, 1.0, 0.0])  # At the threshold counts; below it does not.
+    unlabelled = np.mean(mask * _ce(pseudo, STRONG))
+    assert loss == pytest.approx(supervised + 2.0 * unlabelled, rel=1e-5)
+    # Validation: one batch, the classifier's own loss.
+    assert float(model.compute_loss(x[0], LABELS, LABELLED)) == pytest.approx(supervised,
+                                                                            rel=1e-5)
+
+
+def test_the_unlabelled_weight_rises_over_the_warm_up():
+    model = _model(weight=2.0, warmup_steps=10)
+    model.optimizer.build(model.classifier.trainable_variables)
+    assert float(model.unlabelled_weight()) == 0.0
+    model.optimizer.iterations.assign(4)
+    assert float(model.unlabelled_weight()) == pytest.approx(0.8)
+    model.optimizer.iterations.assign(25)
+    assert float(model.unlabelled_weight()) == pytest.approx(2.0)
+
+
+def test_mask_rate_and_pseudo_label_accuracy_count_what_they_say():
+    model = _model(threshold=0.9)
+    x = (np.zeros((2, 4), np.float32),) * 3
+    # The pool's hidden labels: the first confident pseudo-label right (0), the
+    # second wrong (true 2, pseudo 1); the third not confident, not counted.
+    pool = np.concatenate([np.eye(CLASSES)[[0, 2, 1]], np.ones((3, 1))], axis=1)
+    logs = model.compute_metrics(x, (LABELS, pool.astype(np.float32)),
+                                 (LABELLED, WEAK, STRONG))
+    assert float(logs["mask_rate"]) == pytest.approx(2 / 3)
+    assert float(logs["pseudo_label_accuracy"]) == pytest.approx(0.5)
+    unknown = _model(threshold=0.9, known=False)
+    assert "pseudo_label_accuracy" not in unknown.compute_metrics(
+        x, (LABELS, np.zeros((3, CLASSES + 1), np.float32)), (LABELLED, WEAK, STRONG))
+
+
+def test_the_two_streams_step_together_for_the_labelled_length():
+    from keras_transfer.data import tasks, two_streams, pipeline
+
+    data = tasks.load_task("digits", None, role="target", seed=0, examples_per_class=4,
+                           validation_fraction=0.1, test_fraction=0.2)
+    config = config_lib.RunConfig(**{**TINY, "min_steps_per_epoch": 3})
+    labelled, _ = pipeline.training_datasets(data, config, 32, 8)
+    unlabelled = two_streams.unlabelled_batches(
+        data.rest, num_classes=5, known=True, image_size=32, batch_size=24, seed=0,
+        augment=())
+    joined = two_streams.two_streams(labelled, unlabelled)
+    assert int(joined.cardinality()) == int(labelled.cardinality()) == 3
+    (images, weak, strong), (labels, pool) = next(iter(joined))
+    assert weak.shape == strong.shape == (24, 32, 32, 3) and labels.shape[1] == 5
+    assert pool.shape == (24, 6) and float(np.min(pool[:, 5])) == 1.0
+    assert not np.allclose(weak, strong)
+
+
+def test_the_pool_holds_no_validation_or_test_image(tmp_path):
+    from test_messy_folders import FRACTIONS, make_folder, policy
+
+    from keras_transfer.data import tasks
+    from keras_transfer.training import semi_supervised
+
+    dataset = make_folder(tmp_path / "data", {"cats": 12, "dogs": 12})
+    data = tasks.load_task(dataset, None, role="target", seed=0, examples_per_class=3,
+                           folder_policy=policy(tmp_path), **FRACTIONS)
+    config = config_lib.RunConfig(dataset=dataset, semi_supervised="fixmatch",
+                                  unlabeled_data="rest", examples_per_class=3)
+    pool, known = semi_supervised.pool_of(data, config)
+    held_out = set(data.validation.files) | set(data.test.files) | set(data.train.files)
+    assert known and len(pool) and not set(pool.files) & held_out
+
+
+@pytest.mark.parametrize("settings,says", [
+    (dict(semi_supervised="fixmatch"), "pass --unlabeled_data=rest"),
+    (dict(semi_supervised="fixmatch", unlabeled_data="rest", examples_per_class=3,
+          phase="feature_extraction"), "trains in fine-tuning"),
+    (dict(semi_supervised="fixmatch", unlabeled_data="rest", examples_per_class=3,
+          class_weight="balanced"), "class_weight weighs images"),
+    (dict(semi_supervised="fixmatch", unlabeled_data="rest", examples_per_class=3,
+          confidence_threshold=1.5), "confidence_threshold must be"),
+    (dict(semi_supervised="fixmatch", unlabeled_data="rest", examples_per_class=3,
+          unlabeled_ratio=0), "unlabeled_ratio must be >= 1"),
+    (dict(semi_supervised="mixmatch"), "semi_supervised must be one of"),
+])
+def test_semi_supervised_settings_that_cannot_work_are_refused(settings, says):
+    with pytest.raises(ConfigError, match=says):
+        config_lib.RunConfig(**settings)
+
+
+def _run(output_dir, cache, kill_at=None):
+    settings = {**TINY, "semi_supervised": "fixmatch", "unlabeled_data": "rest",
+                "unlabeled_ratio": 2, "confidence_threshold": 0.5, "weights": "none",
+                "epochs": 1, "fine_tune_epochs": 1, "min_steps_per_epoch": 2,
+                "export": False, "verbose": 2, "cache_dir": cache, "output_dir": output_dir}
+    env = {key: value for key, value in os.environ.items() if key != faults.ENV}
+    if kill_at:
+        env[faults.ENV] = kill_at
+    return subprocess.run([sys.executable, "-m", "keras_transfer.main",
+                           *[f"--{key}={value}" for key, value in settings.items()]],
+                          cwd=REPO, text=True, capture_output=True, env=env, timeout=600)
+
+
+def test_killed_mid_phase_the_same_command_resumes_and_records_the_pool(tmp_path):
+    """From scratch with FixMatch, killed after the first of two epochs: the
+    same command resumes the phase; the history has the mask rate and the
+    pseudo-labels' accuracy per epoch (training only)."""
+    cache = str(tmp_path / "cache")
+    killed = _run(str(tmp_path / "run"), cache, kill_at="scratch:1")
+    assert killed.returncode == -9, killed.stdout[-2000:] + killed.stderr[-3000:]
+    resumed = _run(str(tmp_path / "run"), cache)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "phase scratch resumed after epoch 1" in resumed.stdout, resumed.stdout
+    assert "fixmatch: " in resumed.stdout
+    history = outputs.read_json(str(tmp_path / "run" / "metrics.json"))["phases"][
+        "scratch"]["history"]
+    assert len(history["mask_rate"]) == len(history["pseudo_label_accuracy"]) == 2
+    assert all(0.0 <= value <= 1.0 for value in history["mask_rate"])
+    assert "val_mask_rate" not in history and "val_pseudo_label_accuracy" not in history
