@@ -38,11 +38,9 @@ import os
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import main_runs  # noqa: E402
 import table  # noqa: E402
+import variant_runs  # noqa: E402
 
 BEGIN = "<!-- benchmarks/autoencoder.py: begin (generated) -->"
 END = "<!-- benchmarks/autoencoder.py: end -->"
@@ -64,41 +62,11 @@ DATASETS = {
 }
 
 
-def _row(metrics, dataset, model, shots, seed, variant):
+def _probe(metrics):
     probe = {score["base"]: score["logistic_accuracy"]
              for score in metrics.get("base_probe") or []}
-    return {"dataset": dataset, "model": model, "shots": shots, "seed": seed, "variant": variant,
-            "accuracy": metrics["test"]["accuracy"], "f1": metrics["test"]["f1"],
-            "probe": probe or None,
+    return {"probe": probe or None,
             "pretrain_seconds": metrics["timings"].get("source_pretrain")}
-
-
-def _mean(values):
-    values = [v for v in values if v is not None]
-    return float(np.mean(values)) if values else None
-
-
-def _cell(value, form="{:.3f}"):
-    return "n/a" if value is None else form.format(value)
-
-
-def accuracy_table(rows, variants):
-    groups = {}
-    for row in rows:
-        groups.setdefault((row.get("dataset", "digits"), row["model"], row["shots"]),
-                          {}).setdefault(row["variant"], []).append(row)
-    lines = []
-    for (dataset, model, shots), by_variant in sorted(groups.items()):
-        means = {v: _mean([r["accuracy"] for r in by_variant.get(v, [])]) for v in variants}
-        autoencoders = {v: m for v, m in means.items() if v.startswith("ae_") and m is not None}
-        best = max(autoencoders, key=autoencoders.get) if autoencoders else None
-        seeds = max(len(group) for group in by_variant.values())
-        lift = (None if best is None or means.get("scratch") is None
-                else autoencoders[best] - means["scratch"])
-        lines.append((dataset, model, shots, seeds, *[_cell(means[v]) for v in variants],
-                      best or "n/a", _cell(lift, "{:+.3f}")))
-    return table.markdown(("data", "model", "labels a class", "seeds", *variants,
-                           "best autoencoder", "best autoencoder - scratch"), lines)
 
 
 def probe_table(rows):
@@ -118,7 +86,7 @@ def probe_table(rows):
                 if base in row["probe"]:
                     cells.setdefault(base, []).append(row["probe"][base])
         names = sorted(cells, key=lambda n: (not n.startswith("ae_"), n))
-        lines.append((dataset, model, shots, "; ".join(f"{n} {_cell(_mean(cells[n]))}"
+        lines.append((dataset, model, shots, "; ".join(f"{n} {variant_runs.cell(variant_runs.mean(cells[n]))}"
                                                        for n in names)))
     return table.markdown(("data", "model", "labels a class", "logistic regression accuracy on the "
                            "frozen features (validation split)"), lines)
@@ -156,25 +124,13 @@ def main():
     budget = (["--epochs=1", "--fine_tune_epochs=1", "--pretrain_epochs=1",
                "--min_steps_per_epoch=5"] if args.quick else [])
     common = [f"--cache_dir={os.path.join(work, 'cache')}", "--noexport", *budget]
-    rows, started = main_runs.read_rows(rows_path), time.time()
-    done = {(row.get("dataset", "digits"), row["model"], row["shots"], row["seed"],
-             row["variant"]) for row in rows}
-    # Digits' folders keep their first names, so earlier invocations' runs are found.
-    prefix = "" if args.dataset == "digits" else f"{args.dataset}-"
-    for seed in [int(s) for s in args.seeds.split(",")]:
-        for model in args.models.split(","):
-            for shots in [int(n) for n in args.shots.split(",")]:
-                for variant in variants:
-                    if (args.dataset, model, shots, seed, variant) in done:
-                        continue
-                    name = f"{prefix}{model}-{shots}-{seed}-{variant}"
-                    metrics = main_runs.main_run(os.path.join(work, name), [
-                        f"--model={model}", f"--examples_per_class={shots}", f"--seed={seed}",
-                        *data_flags, *VARIANTS[variant], *common],
-                        os.path.join(work, f"{name}.log"))
-                    row = _row(metrics, args.dataset, model, shots, seed, variant)
-                    main_runs.append_row(rows_path, row)
-                    rows.append(row)
+    started = time.time()
+    rows = variant_runs.run_grid(
+        work=work, rows_path=rows_path, dataset=args.dataset, models=args.models.split(","),
+        shots=[int(n) for n in args.shots.split(",")],
+        seeds=[int(s) for s in args.seeds.split(",")],
+        variants={v: VARIANTS[v] for v in variants}, flags=data_flags, common=common,
+        row_of=_probe)
     shown = [v for v in VARIANTS if v in {row["variant"] for row in rows}]
     block = "\n".join([
         "## Autoencoder pretraining (benchmarks/autoencoder.py)", "",
@@ -186,7 +142,7 @@ def main():
         "`--weights=autoencoder` bases on digits 0-4 without labels (Fashion-MNIST: none) and "
         "the whole target training split without labels (`--unlabeled_data=rest`). Test "
         "accuracy, mean over seeds:", "",
-        accuracy_table(rows, shown), "",
+        variant_runs.accuracy_table(rows, shown, "ae_"), "",
         "Linear probes of the frozen bases before fine-tuning (`report.md`'s \"What the base "
         "learned\"), mean over seeds:", "",
         probe_table(rows)])

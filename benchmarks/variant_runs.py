@@ -1,0 +1,73 @@
+"""What the benchmarks that compare ways of training on few labels share:
+one `python -m keras_transfer.main` run per data set, backbone, label count,
+seed and variant (its flags), rows kept as they finish (`main_runs`), and a
+table of test accuracy per variant, mean over seeds, with the best of a
+family of variants against training from scratch."""
+
+import os
+
+import numpy as np
+
+import main_runs
+import table
+
+
+def mean(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def cell(value, form="{:.3f}"):
+    return "n/a" if value is None else form.format(value)
+
+
+def run_grid(*, work, rows_path, dataset, models, shots, seeds, variants, flags, common,
+             row_of):
+    """Runs every (seed, model, label count, variant) not in the rows yet;
+    `variants` maps a name to its flags, `flags` are every run's (the data
+    set's), `row_of(metrics, key)` makes the row. Returns all the rows."""
+    rows = main_runs.read_rows(rows_path)
+    done = {(row.get("dataset", "digits"), row["model"], row["shots"], row["seed"],
+             row["variant"]) for row in rows}
+    # Digits' folders keep their first names, so earlier invocations' runs are found.
+    prefix = "" if dataset == "digits" else f"{dataset}-"
+    for seed in seeds:
+        for model in models:
+            for count in shots:
+                for variant, variant_flags in variants.items():
+                    key = (dataset, model, count, seed, variant)
+                    if key in done:
+                        continue
+                    name = f"{prefix}{model}-{count}-{seed}-{variant}"
+                    metrics = main_runs.main_run(os.path.join(work, name), [
+                        f"--model={model}", f"--examples_per_class={count}",
+                        f"--seed={seed}", *flags, *variant_flags, *common],
+                        os.path.join(work, f"{name}.log"))
+                    row = {"dataset": dataset, "model": model, "shots": count, "seed": seed,
+                           "variant": variant, "accuracy": metrics["test"]["accuracy"],
+                           "f1": metrics["test"]["f1"], **row_of(metrics)}
+                    main_runs.append_row(rows_path, row)
+                    rows.append(row)
+    return rows
+
+
+def accuracy_table(rows, variants, family):
+    """Test accuracy per variant (mean over seeds) for each data set,
+    backbone and label count, and the best variant whose name starts with
+    `family` against `scratch`."""
+    groups = {}
+    for row in rows:
+        groups.setdefault((row.get("dataset", "digits"), row["model"], row["shots"]),
+                          {}).setdefault(row["variant"], []).append(row)
+    lines = []
+    for (dataset, model, shots), by_variant in sorted(groups.items()):
+        means = {v: mean([r["accuracy"] for r in by_variant.get(v, [])]) for v in variants}
+        members = {v: m for v, m in means.items() if v.startswith(family) and m is not None}
+        best = max(members, key=members.get) if members else None
+        seeds = max(len(group) for group in by_variant.values())
+        lift = (None if best is None or means.get("scratch") is None
+                else members[best] - means["scratch"])
+        lines.append((dataset, model, shots, seeds, *[cell(means[v]) for v in variants],
+                      best or "n/a", cell(lift, "{:+.3f}")))
+    return table.markdown(("data", "model", "labels a class", "seeds", *variants,
+                           f"best {family}*", f"best {family}* - scratch"), lines)
