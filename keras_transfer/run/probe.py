@@ -71,9 +71,11 @@ def _supervised_source(config, image_size):
     `--weights=source`, when one is there (it is not trained for the probe)."""
     if config.phase == "pretrain" or weights.source_task(config) is None:
         return None  # Pretraining has no source task; nor has a folder without one.
-    path = weights.source_cache_file(dataclasses.replace(config, weights="source",
-                                                         unlabeled_data=None),
-                                     image_size)
+    # The source base's key has none of the target's settings: shed those
+    # that `--weights=source` would refuse.
+    source = dataclasses.replace(config, weights="source", unlabeled_data=None,
+                                 semi_supervised="none")
+    path = weights.source_cache_file(source, image_size)
     return path if os.path.isfile(path) else None
 
 
