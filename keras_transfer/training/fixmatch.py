@@ -32,6 +32,8 @@ class FixMatchModel(keras.Model):
         self.num_classes = num_classes
         self.threshold, self.weight = threshold, weight
         self.warmup_steps = warmup_steps
+        # Mean over the unlabelled batch of mask * CE(pseudo-label, strong).
+        self._pseudo_label_loss = keras.losses.CategoricalCrossentropy()
         self.mask_rate = keras.metrics.Mean(name="mask_rate")
         # Only where the pool's labels are known: else it would read 0.
         self.pseudo_label_accuracy = (keras.metrics.Mean(name="pseudo_label_accuracy")
@@ -67,9 +69,11 @@ class FixMatchModel(keras.Model):
         supervised = super().compute_loss(x[0], labels, labelled, sample_weight,
                                           training=training)
         pseudo, confident = self.pseudo_labels(weak)
-        cross_entropy = keras.losses.categorical_crossentropy(
-            pseudo, keras.ops.cast(strong, "float32"))
-        unlabelled = keras.ops.mean(confident * cross_entropy)
+        # A Keras loss, not a plain mean: its reduction divides by the
+        # replicas as the compiled loss does, so the gradients summed over
+        # replicas weigh both terms alike under every strategy.
+        unlabelled = self._pseudo_label_loss(pseudo, keras.ops.cast(strong, "float32"),
+                                             sample_weight=confident)
         return supervised + self.unlabelled_weight() * unlabelled
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
