@@ -163,3 +163,34 @@ def test_killed_mid_phase_the_same_command_resumes_and_records_the_pool(tmp_path
     assert len(history["mask_rate"]) == len(history["pseudo_label_accuracy"]) == 2
     assert all(0.0 <= value <= 1.0 for value in history["mask_rate"])
     assert "val_mask_rate" not in history and "val_pseudo_label_accuracy" not in history
+
+
+def _phase(name, val_loss, checkpoint, first_epoch):
+    from keras_transfer.training import phase as phase_lib
+
+    return phase_lib.PhaseResult(
+        name=name, history={"val_loss": [val_loss]}, epochs_run=1, best_epoch=first_epoch + 1,
+        best_val_loss=val_loss, seconds=0.0, first_epoch=first_epoch, learning_rate=1e-3,
+        checkpoint=checkpoint, best_value=val_loss)
+
+
+@pytest.mark.parametrize("semi_loss,exported", [(0.4, "semi_supervised"),
+                                                 (0.6, "fine_tune")])
+def test_the_safety_net_keeps_the_semi_supervised_model_only_when_better(
+        tmp_path, semi_loss, exported):
+    from keras_transfer.training import safety_net
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    paths = {}
+    for index, name in enumerate(("feature_extraction", "fine_tune", "semi_supervised")):
+        model.layers[0].kernel.assign(np.full((2, 1), float(index), np.float32))
+        paths[name] = str(tmp_path / f"{name}.weights.h5")
+        model.save_weights(paths[name])
+    phases = [_phase("feature_extraction", 0.9, paths["feature_extraction"], 0),
+              _phase("fine_tune", 0.5, paths["fine_tune"], 1),
+              _phase("semi_supervised", semi_loss, paths["semi_supervised"], 2)]
+    decision = safety_net.keep_best(model, phases, config_lib.RunConfig())
+    assert decision["exported_phase"] == exported
+    assert decision["semi_supervised"]["worse"] == (exported == "fine_tune")
+    expected = {"fine_tune": 1.0, "semi_supervised": 2.0}[exported]
+    np.testing.assert_array_equal(np.asarray(model.layers[0].kernel), expected)

@@ -2,7 +2,7 @@
 questions in order: is it good, where does it fail, did transfer help."""
 
 from keras_transfer import schema
-from keras_transfer.evaluation import advice, base_report, distill_report
+from keras_transfer.evaluation import advice, base_report, distill_report, semi_report
 from keras_transfer.evaluation.markdown import number as _f, table as _table
 
 REPORT_FILE = "report.md"
@@ -155,7 +155,7 @@ def _phases(run):
     for flag in flags:
         lines += ["", flag]
     safety = run.safety_net
-    if safety:
+    if safety and "fine_tune_worse" in safety:
         verdict = ("worse" if safety["fine_tune_worse"] else "not worse")
         lines += ["", f"Safety net: on validation ({safety['monitor']}), fine-tuning ended "
                   f"{verdict} than feature extraction ({_f(safety['fine_tune'], 4)} vs "
@@ -284,8 +284,8 @@ def render(metrics):
     config = run.config
     title = f"# {config['model']} on {run.dataset['name']}: test report"
     parts = [[title, ""], _at_a_glance(run), _is_it_good(run), _where_it_fails(run),
-             base_report.section(run), _phases(run), distill_report.section(run), _transfer(run),
-             _the_run(run)]
+             base_report.section(run), _phases(run), semi_report.section(run),
+             distill_report.section(run), _transfer(run), _the_run(run)]
     return "\n".join(line for part in parts for line in part)
 
 

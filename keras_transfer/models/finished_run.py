@@ -14,7 +14,8 @@ from keras_transfer.checks import ConfigError
 from keras_transfer.models import backbones, classifier as model_lib
 
 # The phase whose checkpoint the run exported: the last one that ran.
-CHECKPOINT_ORDER = ("fine_tune", "feature_extraction", "pretrain", "scratch", "distill")
+CHECKPOINT_ORDER = ("semi_supervised", "fine_tune", "feature_extraction", "pretrain", "scratch",
+                    "distill")
 
 
 class FinishedRunError(ConfigError):

@@ -18,6 +18,7 @@ PASS_LABELS = {
     "autoencoder": "autoencoder pretraining",
     "feature_extraction": "phase 1 (feature extraction)",
     "fine_tune": "phase 2 (fine-tuning)",
+    "semi_supervised": "phase 3 (semi-supervised)",
     "scratch": "training from scratch",
     "distill": "distillation",
 }

@@ -1,5 +1,7 @@
 """The safety net (`--keep_best_phase`): fine-tuning that ends worse on
-validation than feature extraction does not get exported.
+validation than feature extraction does not get exported, nor does a
+semi-supervised phase that ends worse than the supervised model it started
+from.
 
 Fine-tuning at too high a learning rate can wreck the pretrained features in
 one epoch; the Keras guide's own published run got worse while its text said
@@ -69,3 +71,40 @@ def keep_best_phase(classifier, phases, config):
         logger.warning(f"warning: fine-tuning ended worse on validation ({monitor} {shown} vs "
             f"{before:.4f}); exporting it anyway because --nokeep_best_phase")
     return decision
+
+
+SEMI_SUPERVISED = "semi_supervised"
+
+
+def keep_best(classifier, phases, config):
+    """`keep_best_phase` over the supervised phases, then the semi-supervised
+    phase (when there is one) against the supervised model kept: the better
+    on validation is exported. Returns the decision (None: one phase)."""
+    if not phases or phases[-1].name != SEMI_SUPERVISED:
+        return keep_best_phase(classifier, phases, config)
+    semi, supervised = phases[-1], phases[:-1]
+    decision = keep_best_phase(classifier, supervised, config)
+    kept_name = decision["exported_phase"] if decision else supervised[-1].name
+    kept = next(phase for phase in supervised if phase.name == kept_name)
+    monitor = config.monitor
+    before, after = value_at_best(kept, monitor), value_at_best(semi, monitor)
+    worse = is_worse(after, before, monitor)
+    restored = worse and config.keep_best_phase
+    exported = kept if restored else semi
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+        classifier.load_weights(exported.checkpoint)  # The supervised check may have
+        # restored phase 1 over the semi-supervised weights.
+    shown = "diverged" if after is None else f"{after:.4f}"
+    if restored:
+        logger.info(f"safety net: semi-supervised training ended worse on validation "
+                    f"({monitor} {shown} vs {before:.4f} for {kept.name}); the supervised "
+                    f"model is restored and exported (--nokeep_best_phase to keep it)")
+    elif worse:
+        logger.warning(f"warning: semi-supervised training ended worse on validation "
+                       f"({monitor} {shown} vs {before:.4f}); exporting it anyway because "
+                       "--nokeep_best_phase")
+    return {**(decision or {"monitor": monitor}), "exported_phase": exported.name,
+            SEMI_SUPERVISED: {"supervised_phase": kept.name, "supervised": before,
+                              "semi_supervised": after, "worse": worse,
+                              "restored_supervised": restored}}

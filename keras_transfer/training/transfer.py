@@ -121,20 +121,35 @@ def _transfer_phases(config, data, resolved, ctx, previous):
         release = (model_lib.anchor_base_weights(classifier, config.l2_sp) if config.l2_sp
                    else lambda: None)
         try:
-            unlabelled = semi_supervised.fit_inputs(
-                classifier, data, config, strategy=ctx.strategy, image_size=ctx.image_size,
-                global_batch=ctx.global_batch)
             result = phase_lib.run_phase(
                 classifier, "fine_tune", epochs=config.fine_tune_epochs,
                 learning_rate=config.fine_tune_learning_rate,
-                schedule=config.fine_tune_schedule, first_epoch=first,
-                **{**common, **unlabelled})
+                schedule=config.fine_tune_schedule, first_epoch=first, **common)
         finally:
             release()  # The exported model and later phases carry no penalty.
         evaluations["fine_tune"] = evaluate_on_test(classifier, ctx, data, config,
                                                     "test after phase 2")
         phases.append(_tested(result, evaluations["fine_tune"], before))
+        if config.semi_supervised != "none":
+            phases.append(_semi_supervised_phase(classifier, data, config, ctx, common,
+                                                 phases[-1], evaluations))
     return classifier, tuple(phases), evaluations
+
+
+def _semi_supervised_phase(classifier, data, config, ctx, common, supervised, evaluations):
+    """Phase 3: the fine-tuned model goes on, as fine-tuning did, with the
+    unlabelled images too; the safety net then keeps it or the supervised
+    model, whichever is better on validation."""
+    result = phase_lib.run_phase(
+        classifier, safety_net.SEMI_SUPERVISED, epochs=config.fine_tune_epochs,
+        learning_rate=config.fine_tune_learning_rate, schedule=config.fine_tune_schedule,
+        first_epoch=supervised.first_epoch + supervised.epochs_run,
+        **{**common, **semi_supervised.fit_inputs(
+            classifier, data, config, strategy=ctx.strategy, image_size=ctx.image_size,
+            global_batch=ctx.global_batch)})
+    evaluations[result.name] = evaluate_on_test(classifier, ctx, data, config,
+                                                "test after phase 3")
+    return _tested(result, evaluations[result.name], supervised.test)
 
 
 def scratch_epochs(config):
@@ -184,7 +199,7 @@ def train_seed(config, data, resolved, ctx, previous):
         return SeedOutcome(seed=config.seed, classifier=classifier, phases=(result,),
                            final=evaluation)
     classifier, phases, evaluations = _transfer_phases(config, data, resolved, ctx, previous)
-    decision = safety_net.keep_best_phase(classifier, phases, config)
+    decision = safety_net.keep_best(classifier, phases, config)
     kept = decision["exported_phase"] if decision else phases[-1].name
     final = evaluations.get(kept) or evaluate_on_test(classifier, ctx, data, config)
     return SeedOutcome(seed=config.seed, classifier=classifier, phases=phases, final=final,
