@@ -166,8 +166,8 @@ def _identity(path):
 
 def _run(output_dir, cache, kill_at=None):
     settings = {**TINY, "weights": "autoencoder", "base_layer": "block2", "fine_tune_epochs": 0,
-                "pretrain_epochs": 2, "examples_per_class": 4, "unlabeled_data": "rest",
-                "autoencoder": "masked", "export": False, "verbose": 2,
+                "pretrain_epochs": 2, "examples_per_class": 4, "autoencoder": "masked",
+                "export": False, "verbose": 2,
                 "cache_dir": cache, "output_dir": output_dir}
     env = {key: value for key, value in os.environ.items() if key != faults.ENV}
     if kill_at:
