@@ -10,10 +10,12 @@ user would type it:
 - `supervised`: our default (the embedded source base offline), the labels
   alone;
 - `semi_fixmatch`: the default with `--semi_supervised=fixmatch
-  --unlabeled_data=rest` (FixMatch's threshold 0.95 and ratio 7).
+  --unlabeled_data=rest` (FixMatch's threshold 0.95 and ratio 7);
+- `semi_self_training`: the same with `--semi_supervised=self_training`
+  (two rounds).
 
-Each run's test accuracy, and for FixMatch the last epoch's mask rate and
-pseudo-label accuracy, are appended to `benchmarks/semi_supervised.jsonl` as
+Each run's test accuracy, and for the semi-supervised runs the last epoch's
+mask rate and pseudo-label accuracy, are appended to `benchmarks/semi_supervised.jsonl` as
 it finishes, so a restart resumes where it stopped. The table goes into
 RESULTS.md between this script's markers; `--quick` (VGG16, 5 labels, one
 seed, one epoch a phase, ratio 2) prints it only. `--dataset=fashion_mnist`:
@@ -41,6 +43,7 @@ VARIANTS = {
     "scratch": ["--weights=none"],
     "supervised": [],
     "semi_fixmatch": ["--semi_supervised=fixmatch", *POOL],
+    "semi_self_training": ["--semi_supervised=self_training", *POOL],
 }
 DATASETS = {
     "digits": ([], "5,10,20"),

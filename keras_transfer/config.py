@@ -94,6 +94,7 @@ class RunConfig:
     unlabeled_ratio: int = 7
     unlabeled_weight: float = 1.0
     unlabeled_warmup_epochs: int = 1
+    self_training_rounds: int = 2
     verbose: int = 2
 
     def __post_init__(self):

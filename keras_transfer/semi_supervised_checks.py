@@ -5,7 +5,9 @@ from keras_transfer.checks import require, validate_choice, validate_range
 
 # `fixmatch`: pseudo-labels from a weak view of each unlabelled image, where
 # confident, trained on a strong view of it (Sohn et al., 2020).
-SEMI_SUPERVISED = ("none", "fixmatch")
+# `self_training`: the supervised model labels the pool once, the model
+# trains on its confident labels too; for a few rounds.
+SEMI_SUPERVISED = ("none", "fixmatch", "self_training")
 
 
 def uses_unlabeled(config):
@@ -19,6 +21,7 @@ def validate(config):
     validate_range("unlabeled_ratio", config.unlabeled_ratio, 1)
     validate_range("unlabeled_weight", config.unlabeled_weight, 0.0)
     validate_range("unlabeled_warmup_epochs", config.unlabeled_warmup_epochs, 0)
+    validate_range("self_training_rounds", config.self_training_rounds, 1)
     if not uses_unlabeled(config):
         return
     require(config.unlabeled_data is not None,
@@ -29,6 +32,16 @@ def validate(config):
     # phase 1 trains a head on features recorded once, without views.
     trains_whole = config.phase in ("both", "fine_tune") or (
         config.weights == "none" and config.phase == "feature_extraction")
+    # Self-training labels the pool with the fine-tuned model; from scratch
+    # it would need a round after the scratch phase, not there yet.
+    require(config.semi_supervised != "self_training" or config.phase in ("both",
+                                                                        "fine_tune"),
+            "semi_supervised=self_training labels the pool with the fine-tuned model: pass "
+            f"--phase=both or --phase=fine_tune. Received: phase={config.phase!r}")
+    require(config.semi_supervised != "self_training" or config.weights != "none",
+            "semi_supervised=self_training runs after fine-tuning a pretrained base; "
+            "--weights=none trains from scratch (use --semi_supervised=fixmatch there). "
+            "Received: weights='none'")
     require(trains_whole,
             f"semi_supervised={config.semi_supervised} trains in fine-tuning (and from "
             "scratch, --weights=none): pass --phase=both or --phase=fine_tune. Received: "

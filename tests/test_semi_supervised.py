@@ -3,6 +3,7 @@ computation (the mask at the threshold, the warm-up of its weight), the
 pseudo-label accuracy on a case where it is known, a pool without validation
 or test images, a run killed mid-phase that resumes, and the refusals."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -128,6 +129,10 @@ def test_the_pool_holds_no_validation_or_test_image(tmp_path):
     (dict(semi_supervised="fixmatch", unlabeled_data="rest", examples_per_class=3,
           unlabeled_ratio=0), "unlabeled_ratio must be >= 1"),
     (dict(semi_supervised="mixmatch"), "semi_supervised must be one of"),
+    (dict(semi_supervised="self_training", unlabeled_data="rest", examples_per_class=3,
+          weights="none"), "use --semi_supervised=fixmatch there"),
+    (dict(semi_supervised="self_training", unlabeled_data="rest", examples_per_class=3,
+          self_training_rounds=0), "self_training_rounds must be >= 1"),
 ])
 def test_semi_supervised_settings_that_cannot_work_are_refused(settings, says):
     with pytest.raises(ConfigError, match=says):
@@ -194,3 +199,31 @@ def test_the_safety_net_keeps_the_semi_supervised_model_only_when_better(
     assert decision["semi_supervised"]["worse"] == (exported == "fine_tune")
     expected = {"fine_tune": 1.0, "semi_supervised": 2.0}[exported]
     np.testing.assert_array_equal(np.asarray(model.layers[0].kernel), expected)
+
+
+def test_self_training_pseudo_labels_the_confident_pool_images_and_counts_the_right_ones():
+    """A model that answers class 0 with probability 0.9 for every image: at
+    threshold 0.5 the whole pool is labelled 0, right where the hidden label
+    is 0; at 0.95 none is."""
+    import types
+
+    from keras_transfer.data import tasks
+    from keras_transfer.training import self_training
+
+    data = tasks.load_task("digits", None, role="target", seed=0, examples_per_class=4,
+                           validation_fraction=0.1, test_fraction=0.2)
+    bias = np.log(np.array([0.9, 0.025, 0.025, 0.025, 0.025], np.float32))
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(5, activation="softmax")])
+    model.layers[-1].set_weights([np.zeros((64, 5), np.float32), bias])
+    ctx = types.SimpleNamespace(global_batch=64, image_size=8)
+    config = config_lib.RunConfig(semi_supervised="self_training", unlabeled_data="rest",
+                                  examples_per_class=4, confidence_threshold=0.5, verbose=0)
+    labels = self_training.pseudo_label(model, data, config, ctx, 1)
+    assert len(labels.examples) == len(data.rest) and labels.share == 1.0
+    assert set(labels.examples.labels) == {0}
+    assert labels.accuracy == pytest.approx(np.mean(data.rest.labels == 0))
+    grown = self_training.with_pseudo_labels(data, labels)
+    assert len(grown.train) == len(data.train) + len(data.rest)
+    strict = dataclasses.replace(config, confidence_threshold=0.95)
+    assert len(self_training.pseudo_label(model, data, strict, ctx, 2).examples) == 0

@@ -62,7 +62,12 @@ def define_flags():
     flags.DEFINE_enum("semi_supervised", _default("semi_supervised"),
                       semi_supervised_checks.SEMI_SUPERVISED, "fixmatch: fine-tuning (and "
                       "training from scratch) also learns --unlabeled_data: pseudo-labels "
-                      "from a weak view where confident, trained on a strong view.")
+                      "from a weak view where confident, trained on a strong view; "
+                      "self_training: the fine-tuned model labels the pool, the model "
+                      "trains on its confident labels too, for a few rounds.")
+    flags.DEFINE_integer("self_training_rounds", _default("self_training_rounds"),
+                         "semi_supervised=self_training: rounds of labelling the pool and "
+                         "training on it, --fine_tune_epochs each.")
     flags.DEFINE_float("confidence_threshold", _default("confidence_threshold"),
                        "semi_supervised: the least confidence a pseudo-label needs.")
     flags.DEFINE_integer("unlabeled_ratio", _default("unlabeled_ratio"), "semi_supervised: "

@@ -21,8 +21,9 @@ def _decision(entry, monitor):
     verdict = "worse" if entry["worse"] else "not worse"
     kept = (f"the supervised model ({entry['supervised_phase']}) was restored and exported"
             if entry["restored_supervised"] else "it was exported")
-    return [f"Safety net: on validation ({monitor}) the semi-supervised phase ended {verdict} "
-            f"than the supervised model ({number(entry['semi_supervised'], 4)} vs "
+    phase = entry.get("semi_supervised_phase", "semi_supervised")
+    return [f"Safety net: on validation ({monitor}) the semi-supervised model ({phase}) "
+            f"ended {verdict} than the supervised one ({number(entry['semi_supervised'], 4)} vs "
             f"{number(entry['supervised'], 4)}); {kept}.", ""]
 
 
@@ -34,11 +35,14 @@ def section(run):
     rows = [row for name, phase in run.phases.items() if "mask_rate" in phase["history"]
             for row in _epochs(name, phase)]
     safety = run.safety_net or {}
+    how = (f"{config['unlabeled_ratio']} unlabelled images per labelled one a step"
+           if config["semi_supervised"] == "fixmatch" else
+           f"{config.get('self_training_rounds')} round(s), the pool labelled by the model "
+           "as each round starts")
     return ["## Semi-supervised", "",
             f"`{config['semi_supervised']}` on `--unlabeled_data={config['unlabeled_data']}`, "
-            f"{config['unlabeled_ratio']} unlabelled images per labelled one a step, "
-            f"pseudo-labels at confidence >= {config['confidence_threshold']:g}. Per epoch, "
-            "the share of unlabelled images above the threshold and how many of those "
-            "pseudo-labels were right:", "",
+            f"{how}, pseudo-labels at confidence >= {config['confidence_threshold']:g}, from "
+            "the supervised model the safety net keeps. Per epoch, the share of unlabelled "
+            "images above the threshold and how many of those pseudo-labels were right:", "",
             *table(("phase", "epoch", "mask rate", "pseudo-label accuracy"), rows), "",
             *_decision(safety.get("semi_supervised"), safety.get("monitor"))]

@@ -29,6 +29,8 @@ SHOWN = ("loss", "accuracy", "f1", "mask_rate", "pseudo_label_accuracy")
 
 
 def label_of(phase_name):
+    if phase_name.startswith("semi_supervised_"):  # Self-training's rounds.
+        return f"phase 3 (self-training, round {phase_name.rsplit('_', 1)[1]})"
     return PASS_LABELS.get(phase_name, f"phase {phase_name}")
 
 

@@ -35,11 +35,12 @@ def is_worse(after, before, monitor):
     return after < before
 
 
-def keep_best_phase(classifier, phases, config):
+def keep_best_phase(classifier, phases, config, says=True):
     """Compares fine-tuning with feature extraction on validation and, when
     it is worse and `config.keep_best_phase`, restores the phase-1 weights.
 
-    Returns the decision as a JSON-ready dict, or None when only one phase ran.
+    Returns the decision as a JSON-ready dict, or None when only one phase
+    ran; `says` logs it.
     """
     if len(phases) < 2 or phases[-1].name != "fine_tune":
         return None
@@ -64,6 +65,9 @@ def keep_best_phase(classifier, phases, config):
             # one compiled now; only the model's weights are wanted.
             warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
             classifier.load_weights(first.checkpoint)
+    if not says:
+        return decision
+    if restored:
         logger.info(f"safety net: fine-tuning ended worse on validation ({monitor} {shown} vs "
             f"{before:.4f} after feature extraction); the feature-extraction model "
             "is restored and exported (--nokeep_best_phase to keep the fine-tuned one)")
@@ -77,16 +81,23 @@ SEMI_SUPERVISED = "semi_supervised"
 
 
 def keep_best(classifier, phases, config):
-    """`keep_best_phase` over the supervised phases, then the semi-supervised
-    phase (when there is one) against the supervised model kept: the better
-    on validation is exported. Returns the decision (None: one phase)."""
-    if not phases or phases[-1].name != SEMI_SUPERVISED:
+    """`keep_best_phase` over the supervised phases, then the best
+    semi-supervised phase (FixMatch's, or the best self-training round)
+    against the supervised model kept: the better on validation is exported.
+    Returns the decision (None: one phase)."""
+    semis = [phase for phase in phases if phase.name.startswith(SEMI_SUPERVISED)]
+    if not semis:
         return keep_best_phase(classifier, phases, config)
-    semi, supervised = phases[-1], phases[:-1]
-    decision = keep_best_phase(classifier, supervised, config)
+    supervised = phases[:len(phases) - len(semis)]
+    # Said once already, when phase 3 started from the supervised model kept.
+    decision = keep_best_phase(classifier, supervised, config, says=False)
     kept_name = decision["exported_phase"] if decision else supervised[-1].name
     kept = next(phase for phase in supervised if phase.name == kept_name)
     monitor = config.monitor
+    semi = semis[0]
+    for later in semis[1:]:  # The best round; an equal later one wins.
+        if not is_worse(value_at_best(later, monitor), value_at_best(semi, monitor), monitor):
+            semi = later
     before, after = value_at_best(kept, monitor), value_at_best(semi, monitor)
     worse = is_worse(after, before, monitor)
     restored = worse and config.keep_best_phase
@@ -106,5 +117,6 @@ def keep_best(classifier, phases, config):
                        "--nokeep_best_phase")
     return {**(decision or {"monitor": monitor}), "exported_phase": exported.name,
             SEMI_SUPERVISED: {"supervised_phase": kept.name, "supervised": before,
+                              "semi_supervised_phase": semi.name,
                               "semi_supervised": after, "worse": worse,
                               "restored_supervised": restored}}

@@ -18,8 +18,9 @@ def pool_of(data, config):
 
 def fit_inputs(classifier, data, config, *, strategy, image_size, global_batch):
     """`run_phase` keywords that train `classifier` with FixMatch on the
-    labelled split and the unlabelled pool; {} without `--semi_supervised`."""
-    if config.semi_supervised == "none":
+    labelled split and the unlabelled pool; {} for other settings
+    (self-training fits the classifier itself: `self_training.py`)."""
+    if config.semi_supervised != "fixmatch":
         return {}
     pool, known = pool_of(data, config)
     labelled, _ = pipeline.training_datasets(data, config, image_size, global_batch)

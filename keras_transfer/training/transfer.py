@@ -16,7 +16,7 @@ from keras_transfer.evaluation import metrics as evaluate
 from keras_transfer.log import logger
 from keras_transfer.models import classifier as model_lib
 from keras_transfer.training import (feature_cache, phase as phase_lib, safety_net, scratch,
-                                     semi_supervised)
+                                     self_training, semi_supervised)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,9 +131,48 @@ def _transfer_phases(config, data, resolved, ctx, previous):
                                                     "test after phase 2")
         phases.append(_tested(result, evaluations["fine_tune"], before))
         if config.semi_supervised != "none":
-            phases.append(_semi_supervised_phase(classifier, data, config, ctx, common,
-                                                 phases[-1], evaluations))
+            phases += _semi_supervised_phases(classifier, data, config, ctx, common, phases,
+                                              evaluations)
     return classifier, tuple(phases), evaluations
+
+
+def _semi_supervised_phases(classifier, data, config, ctx, common, supervised, evaluations):
+    """Phase 3, from the supervised model the safety net keeps (phase 1's
+    where fine-tuning ended worse): FixMatch, or self-training's rounds."""
+    decision = safety_net.keep_best_phase(classifier, supervised, config)
+    kept = next(phase for phase in supervised if phase.name == (
+        decision["exported_phase"] if decision else supervised[-1].name))
+    # One time axis: phase 3 counts on from the last epoch trained.
+    start = dataclasses.replace(kept, first_epoch=supervised[-1].first_epoch,
+                                epochs_run=supervised[-1].epochs_run)
+    if config.semi_supervised == "fixmatch":
+        return [_semi_supervised_phase(classifier, data, config, ctx, common, start,
+                                       evaluations)]
+    return _self_training_rounds(classifier, data, config, ctx, common, start, evaluations)
+
+
+def _self_training_rounds(classifier, data, config, ctx, common, supervised, evaluations):
+    """Phase 3 as self-training: each round, the model as it stands labels
+    the pool, then trains as fine-tuning did on the labelled images and its
+    confident pseudo-labels. Returns the rounds' PhaseResults."""
+    rounds, previous = [], supervised
+    for number in range(1, config.self_training_rounds + 1):
+        labels = self_training.pseudo_label(classifier, data, config, ctx, number)
+        train_data, _ = pipeline.training_datasets(
+            self_training.with_pseudo_labels(data, labels), config, ctx.image_size,
+            ctx.global_batch)
+        result = phase_lib.run_phase(
+            classifier, f"{safety_net.SEMI_SUPERVISED}_{number}",
+            epochs=config.fine_tune_epochs, learning_rate=config.fine_tune_learning_rate,
+            schedule=config.fine_tune_schedule,
+            first_epoch=previous.first_epoch + previous.epochs_run,
+            **{**common, "train_data": train_data})
+        evaluations[result.name] = evaluate_on_test(classifier, ctx, data, config,
+                                                    f"test after self-training round {number}")
+        previous = _tested(self_training.recorded(result, labels), evaluations[result.name],
+                           previous.test)
+        rounds.append(previous)
+    return rounds
 
 
 def _semi_supervised_phase(classifier, data, config, ctx, common, supervised, evaluations):
