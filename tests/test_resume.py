@@ -151,18 +151,18 @@ def test_a_restart_may_change_where_files_go_and_how_it_reports():
 
 
 def test_a_folder_dataset_is_known_by_its_resolved_path(tmp_path, monkeypatch):
-    from keras_transfer.run import prepare
+    from keras_transfer import data_checks
 
     (tmp_path / "clean").mkdir()
     (tmp_path / "elsewhere" / "clean").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
-    spellings = {prepare._dataset_identity(name)
+    spellings = {data_checks.dataset_identity(name)
                  for name in ("clean", "clean/", "./clean", str(tmp_path / "clean"))}
     assert spellings == {os.path.realpath(tmp_path / "clean")}
     monkeypatch.chdir(tmp_path / "elsewhere")  # The same name, another folder.
-    assert prepare._dataset_identity("clean") != spellings.pop()
-    assert prepare._dataset_identity("digits") == "digits"
-    assert prepare._dataset_identity("tfds:beans") == "tfds:beans"
+    assert data_checks.dataset_identity("clean") != spellings.pop()
+    assert data_checks.dataset_identity("digits") == "digits"
+    assert data_checks.dataset_identity("tfds:beans") == "tfds:beans"
 
 
 def test_a_live_run_holds_its_folder_and_the_same_command_again_is_refused(tmp_path):
