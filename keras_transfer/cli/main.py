@@ -69,7 +69,8 @@ def define_flags():
                          "semi_supervised=self_training: rounds of labelling the pool and "
                          "training on it, --fine_tune_epochs each.")
     flags.DEFINE_float("confidence_threshold", _default("confidence_threshold"),
-                       "semi_supervised: the least confidence a pseudo-label needs.")
+                       "semi_supervised: the least confidence a pseudo-label needs, relative to "
+                       "the model's mean confidence on labelled images.")
     flags.DEFINE_integer("unlabeled_ratio", _default("unlabeled_ratio"), "semi_supervised: "
                          "unlabelled images per labelled image in a step.")
     flags.DEFINE_float("unlabeled_weight", _default("unlabeled_weight"), "semi_supervised: "

@@ -41,7 +41,8 @@ def section(run):
            "as each round starts")
     return ["## Semi-supervised", "",
             f"`{config['semi_supervised']}` on `--unlabeled_data={config['unlabeled_data']}`, "
-            f"{how}, pseudo-labels at confidence >= {config['confidence_threshold']:g}, from "
+            f"{how}, pseudo-labels at confidence >= {config['confidence_threshold']:g} x the "
+            "model's mean confidence on labelled images, from "
             "the supervised model the safety net keeps. Per epoch, the share of unlabelled "
             "images above the threshold and how many of those pseudo-labels were right:", "",
             *table(("phase", "epoch", "mask rate", "pseudo-label accuracy"), rows), "",

@@ -4,8 +4,13 @@ batch's loss as in every phase, plus the unlabelled batch's
     lambda(t) * mean over images of [max p(weak) >= tau] * CE(argmax p(weak), p(strong))
 
 where p(weak) is the model's own prediction on the weak view (no gradient
-through it), tau `--confidence_threshold`, and lambda(t) `--unlabeled_weight`
-rising linearly from 0 over `--unlabeled_warmup_epochs`.
+through it), lambda(t) `--unlabeled_weight` rising linearly from 0 over
+`--unlabeled_warmup_epochs`, and tau `--confidence_threshold` times the
+model's mean confidence on the labelled batch: AdaMatch's relative threshold
+(Berthelot et al., 2021). An absolute 0.95 is FixMatch's, trained without
+label smoothing; ours (0.1 by default) holds every confidence near 0.92 on
+five classes, and measured on digits an absolute 0.95 let 0.3 % of the pool
+through.
 
 As distillation's `DistillingStudent`, `FixMatchModel` wraps the classifier
 (sharing its layers) so that the step stays Keras' own, inside our loop:
@@ -55,10 +60,14 @@ class FixMatchModel(keras.Model):
         step = keras.ops.cast(self.optimizer.iterations, "float32")
         return self.weight * keras.ops.minimum(1.0, step / float(self.warmup_steps))
 
-    def pseudo_labels(self, weak):
-        """(one-hot pseudo-labels, mask of those at or above the threshold)."""
+    def pseudo_labels(self, weak, labelled):
+        """(one-hot pseudo-labels, mask of those at or above the threshold
+        relative to the confidence on the `labelled` batch)."""
         weak = keras.ops.stop_gradient(keras.ops.cast(weak, "float32"))
-        confident = keras.ops.cast(keras.ops.max(weak, axis=-1) >= self.threshold, "float32")
+        ceiling = keras.ops.stop_gradient(keras.ops.mean(keras.ops.max(
+            keras.ops.cast(labelled, "float32"), axis=-1)))
+        confident = keras.ops.cast(
+            keras.ops.max(weak, axis=-1) >= self.threshold * ceiling, "float32")
         return keras.ops.one_hot(keras.ops.argmax(weak, axis=-1), self.num_classes), confident
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -68,7 +77,7 @@ class FixMatchModel(keras.Model):
         labelled, weak, strong = y_pred
         supervised = super().compute_loss(x[0], labels, labelled, sample_weight,
                                           training=training)
-        pseudo, confident = self.pseudo_labels(weak)
+        pseudo, confident = self.pseudo_labels(weak, labelled)
         # A Keras loss, not a plain mean: its reduction divides by the
         # replicas as the compiled loss does, so the gradients summed over
         # replicas weigh both terms alike under every strategy.
@@ -81,7 +90,7 @@ class FixMatchModel(keras.Model):
             return super().compute_metrics(x, y, y_pred, sample_weight)
         labels, pool = y
         labelled, weak, _ = y_pred
-        pseudo, confident = self.pseudo_labels(weak)
+        pseudo, confident = self.pseudo_labels(weak, labelled)
         self.mask_rate.update_state(confident)
         if self.pseudo_label_accuracy is not None:
             right = keras.ops.cast(keras.ops.argmax(pseudo, -1) == keras.ops.argmax(

@@ -30,15 +30,26 @@ class PseudoLabels:
     accuracy: float = None
 
 
-def pseudo_label(classifier, data, config, ctx, round_number):
-    """`PseudoLabels` of the pool by `classifier` as it is now."""
-    pool, known = semi_supervised.pool_of(data, config)
-    dataset = pipeline.make_dataset(pool, num_classes=data.num_classes,
+def _probabilities(classifier, examples, data, config, ctx, label):
+    """(probabilities, indices) of `examples` in one exact pass."""
+    dataset = pipeline.make_dataset(examples, num_classes=data.num_classes,
                                     batch_size=ctx.global_batch, image_size=ctx.image_size,
                                     channels=data.channels, exact=True)
-    _, probabilities, indices = evaluate.predict(
-        classifier, dataset, config.verbose, f"pseudo-labelling the pool (round {round_number})")
-    confident = probabilities.max(axis=1) >= config.confidence_threshold
+    _, probabilities, indices = evaluate.predict(classifier, dataset, config.verbose, label)
+    return probabilities, indices
+
+
+def pseudo_label(classifier, data, config, ctx, round_number):
+    """`PseudoLabels` of the pool by `classifier` as it is now: its answers at
+    `--confidence_threshold` times its mean confidence on the labelled
+    training images, or above (the relative threshold FixMatch here uses)."""
+    pool, known = semi_supervised.pool_of(data, config)
+    probabilities, indices = _probabilities(
+        classifier, pool, data, config, ctx, f"pseudo-labelling the pool (round {round_number})")
+    labelled, _ = _probabilities(classifier, data.train, data, config, ctx,
+                                 "the labelled images' confidence")
+    threshold = config.confidence_threshold * float(labelled.max(axis=1).mean())
+    confident = probabilities.max(axis=1) >= threshold
     chosen = indices[confident]  # An image that cannot be read now is left out.
     answers = probabilities[confident].argmax(axis=1)
     kept = pool.take(chosen)
@@ -49,8 +60,7 @@ def pseudo_label(classifier, data, config, ctx, round_number):
     labels = PseudoLabels(examples=examples, share=len(chosen) / max(1, len(pool)),
                           accuracy=accuracy)
     logger.info(f"self-training round {round_number}: {len(chosen):,} of {len(pool):,} "
-                f"unlabelled images pseudo-labelled at confidence >= "
-                f"{config.confidence_threshold:g}"
+                f"unlabelled images pseudo-labelled at confidence >= {threshold:.3f}"
                 + ("" if accuracy is None else f", {accuracy:.1%} of them right"))
     return labels
 

@@ -36,7 +36,8 @@ def fit_inputs(classifier, data, config, *, strategy, image_size, global_batch):
             warmup_steps=steps * config.unlabeled_warmup_epochs, labels_known=known)
     logger.info(f"fixmatch: {len(pool):,} unlabelled images, "
                 f"{global_batch * config.unlabeled_ratio} a step beside {global_batch} "
-                f"labelled, pseudo-labels at confidence >= {config.confidence_threshold:g}, "
+                f"labelled, pseudo-labels at confidence >= {config.confidence_threshold:g} x the "
+                f"mean confidence on the labelled batch, "
                 f"their loss weighted {config.unlabeled_weight:g} after "
                 f"{config.unlabeled_warmup_epochs} warm-up epoch(s)")
     return dict(fit_model=model, train_data=two_streams.two_streams(labelled, unlabelled),
