@@ -3,7 +3,6 @@ computation (the mask at the threshold, the warm-up of its weight), the
 pseudo-label accuracy on a case where it is known, a pool without validation
 or test images, a run killed mid-phase that resumes, and the refusals."""
 
-import dataclasses
 import os
 import subprocess
 import sys
