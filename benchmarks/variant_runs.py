@@ -52,19 +52,24 @@ def run_grid(*, work, rows_path, dataset, models, shots, seeds, variants, flags,
 
 
 def accuracy_table(rows, variants, family):
-    """Test accuracy per variant (mean over seeds) for each data set,
-    backbone and label count, and the best variant whose name starts with
-    `family` against `scratch`."""
+    """Test accuracy per variant (mean over the seeds all its variants have)
+    for each data set, backbone and label count, and the best variant whose
+    name starts with `family` against `scratch`."""
     groups = {}
     for row in rows:
         groups.setdefault((row.get("dataset", "digits"), row["model"], row["shots"]),
                           {}).setdefault(row["variant"], []).append(row)
     lines = []
     for (dataset, model, shots), by_variant in sorted(groups.items()):
-        means = {v: mean([r["accuracy"] for r in by_variant.get(v, [])]) for v in variants}
+        # Side by side on the same seeds: those every variant of the row has
+        # (a benchmark stopped mid-seed has some variants one seed ahead).
+        paired = set.intersection(*[{r["seed"] for r in group}
+                                    for group in by_variant.values()])
+        means = {v: mean([r["accuracy"] for r in by_variant.get(v, []) if r["seed"] in paired])
+                 for v in variants}
         members = {v: m for v, m in means.items() if v.startswith(family) and m is not None}
         best = max(members, key=members.get) if members else None
-        seeds = max(len(group) for group in by_variant.values())
+        seeds = len(paired)
         lift = (None if best is None or means.get("scratch") is None
                 else members[best] - means["scratch"])
         lines.append((dataset, model, shots, seeds, *[cell(means[v]) for v in variants],
