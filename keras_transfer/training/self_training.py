@@ -10,6 +10,7 @@ killed run did.
 """
 
 import dataclasses
+from typing import Optional
 
 import numpy as np
 
@@ -27,7 +28,7 @@ class PseudoLabels:
 
     examples: sources.Examples
     share: float
-    accuracy: float = None
+    accuracy: Optional[float] = None
 
 
 def _probabilities(classifier, examples, data, config, ctx, label):
