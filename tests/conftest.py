@@ -88,6 +88,19 @@ def run_python(code_or_args, env=None, timeout=300):
     )
 
 
+def run_main(settings, kill_at=None, timeout=600):
+    """`python -m keras_transfer.main` with `settings` as flags, in a fresh
+    process; `kill_at` makes it SIGKILL itself there (`faults.ENV`)."""
+    from keras_transfer import faults
+
+    env = {key: value for key, value in os.environ.items() if key != faults.ENV}
+    if kill_at:
+        env[faults.ENV] = kill_at
+    return subprocess.run([sys.executable, "-m", "keras_transfer.main",
+                           *[f"--{key}={value}" for key, value in settings.items()]],
+                          cwd=REPO, text=True, capture_output=True, env=env, timeout=timeout)
+
+
 @pytest.fixture
 def console(capsys):
     """The run's console lines, as the command line shows them: the package's

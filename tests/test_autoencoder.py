@@ -5,14 +5,12 @@ holds the target's validation or test images."""
 
 import dataclasses
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import REPO, TINY
-from keras_transfer import config as config_lib, faults, outputs
+from conftest import TINY, run_main
+from keras_transfer import config as config_lib, outputs
 from keras_transfer.data import reconstruction, sources, tasks
 
 SPLITS = dict(validation_fraction=0.1, test_fraction=0.2)
@@ -169,12 +167,7 @@ def _run(output_dir, cache, kill_at=None):
                 "pretrain_epochs": 2, "examples_per_class": 4, "autoencoder": "masked",
                 "export": False, "verbose": 2,
                 "cache_dir": cache, "output_dir": output_dir}
-    env = {key: value for key, value in os.environ.items() if key != faults.ENV}
-    if kill_at:
-        env[faults.ENV] = kill_at
-    return subprocess.run([sys.executable, "-m", "keras_transfer.main",
-                           *[f"--{key}={value}" for key, value in settings.items()]],
-                          cwd=REPO, text=True, capture_output=True, env=env, timeout=600)
+    return run_main(settings, kill_at)
 
 
 def test_killed_mid_pretraining_the_same_command_resumes_and_reports(tmp_path):

@@ -4,15 +4,13 @@ student alone, a teacher left untouched, and the refusals."""
 
 import hashlib
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from conftest import REPO, TINY, built_once, run_python
-from keras_transfer import config as config_lib, faults, outputs
+from conftest import TINY, built_once, run_main, run_python
+from keras_transfer import config as config_lib, outputs
 from keras_transfer.checks import ConfigError
 
 
@@ -74,12 +72,7 @@ def _distill(output_dir, teacher, kill_at=None, **overrides):
                 "weights": "none", "examples_per_class": 2, "epochs": 2, "fine_tune_epochs": 0,
                 "early_stopping_patience": 0,
                 "deterministic": True, "verbose": 2, "output_dir": output_dir, **overrides}
-    env = {key: value for key, value in os.environ.items() if key != faults.ENV}
-    if kill_at:
-        env[faults.ENV] = kill_at
-    return subprocess.run([sys.executable, "-m", "keras_transfer.main",
-                           *[f"--{key}={value}" for key, value in settings.items()]],
-                          cwd=REPO, text=True, capture_output=True, env=env, timeout=600)
+    return run_main(settings, kill_at)
 
 
 def test_a_student_killed_mid_distillation_finishes_as_if_never_stopped(teacher, tmp_path):

@@ -3,16 +3,13 @@ computation (the mask at the threshold, the warm-up of its weight), the
 pseudo-label accuracy on a case where it is known, a pool without validation
 or test images, a run killed mid-phase that resumes, and the refusals."""
 
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 
-from conftest import REPO, TINY
-from keras_transfer import config as config_lib, faults, outputs
+from conftest import TINY, run_main
+from keras_transfer import config as config_lib, outputs
 from keras_transfer.checks import ConfigError
 
 CLASSES = 3
@@ -146,12 +143,7 @@ def _run(output_dir, cache, kill_at=None):
                 "unlabeled_ratio": 2, "confidence_threshold": 0.5, "weights": "none",
                 "epochs": 1, "fine_tune_epochs": 1, "min_steps_per_epoch": 2,
                 "export": False, "verbose": 2, "cache_dir": cache, "output_dir": output_dir}
-    env = {key: value for key, value in os.environ.items() if key != faults.ENV}
-    if kill_at:
-        env[faults.ENV] = kill_at
-    return subprocess.run([sys.executable, "-m", "keras_transfer.main",
-                           *[f"--{key}={value}" for key, value in settings.items()]],
-                          cwd=REPO, text=True, capture_output=True, env=env, timeout=600)
+    return run_main(settings, kill_at)
 
 
 def test_killed_mid_phase_the_same_command_resumes_and_records_the_pool(tmp_path):
