@@ -33,7 +33,6 @@ count on the mean of 3 seeds, for both backbones, and its linear probe above
 both a random base and PCA of the same pixels.
 """
 
-import argparse
 import os
 import sys
 import time
@@ -93,20 +92,10 @@ def probe_table(rows):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--work_dir", default="/tmp/keras_transfer_autoencoder")
-    parser.add_argument("--models", default="vgg16,resnet50")
-    parser.add_argument("--dataset", default="digits", choices=sorted(DATASETS))
-    parser.add_argument("--shots", default=None, help="labels a class (default: 5,10,20 "
-                        "on digits, 100 on fashion_mnist)")
-    parser.add_argument("--seeds", default="0,1,2")
+    parser = variant_runs.grid_parser(__doc__.split("\n\n")[0], "autoencoder", DATASETS,
+                                      "5,10,20 on digits, 100 on fashion_mnist")
     parser.add_argument("--variants", default=None, help=f"of {', '.join(VARIANTS)} "
                         "(default: per data set)")
-    parser.add_argument("--rows", default=None, help="finished rows, one JSON line each "
-                        "(default: benchmarks/autoencoder[_quick].jsonl)")
-    parser.add_argument("--results", default=os.path.join(os.path.dirname(__file__),
-                                                          "RESULTS.md"))
     args = parser.parse_args()
     data_flags, default_shots, default_variants = DATASETS[args.dataset]
     args.shots = args.shots or default_shots

@@ -27,7 +27,6 @@ supervised default on the mean of 3 seeds; on Fashion-MNIST at 250 labels,
 5 points above the supervised default.
 """
 
-import argparse
 import os
 import sys
 import time
@@ -77,19 +76,9 @@ def pool_table(rows):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--work_dir", default="/tmp/keras_transfer_semi_supervised")
-    parser.add_argument("--models", default="vgg16,resnet50")
-    parser.add_argument("--dataset", default="digits", choices=sorted(DATASETS))
-    parser.add_argument("--shots", default=None, help="labels a class (default: 5,10,20 "
-                        "on digits, 4,25 on fashion_mnist)")
-    parser.add_argument("--seeds", default="0,1,2")
+    parser = variant_runs.grid_parser(__doc__.split("\n\n")[0], "semi_supervised", DATASETS,
+                                      "5,10,20 on digits, 4,25 on fashion_mnist")
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--rows", default=None, help="finished rows, one JSON line each "
-                        "(default: benchmarks/semi_supervised[_quick].jsonl)")
-    parser.add_argument("--results", default=os.path.join(os.path.dirname(__file__),
-                                                          "RESULTS.md"))
     args = parser.parse_args()
     data_flags, default_shots = DATASETS[args.dataset]
     shots = args.shots or default_shots

@@ -4,12 +4,30 @@ seed and variant (its flags), rows kept as they finish (`main_runs`), and a
 table of test accuracy per variant, mean over seeds, with the best of a
 family of variants against training from scratch."""
 
+import argparse
 import os
 
 import numpy as np
 
 import main_runs
 import table
+
+
+def grid_parser(description, name, datasets, shots_help):
+    """The flags every variant benchmark takes; `name` names its work folder
+    and rows file (`benchmarks/<name>[_quick].jsonl`)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--work_dir", default=f"/tmp/keras_transfer_{name}")
+    parser.add_argument("--models", default="vgg16,resnet50")
+    parser.add_argument("--dataset", default="digits", choices=sorted(datasets))
+    parser.add_argument("--shots", default=None, help=f"labels a class (default: {shots_help})")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--rows", default=None, help="finished rows, one JSON line each "
+                        f"(default: benchmarks/{name}[_quick].jsonl)")
+    parser.add_argument("--results", default=os.path.join(os.path.dirname(__file__),
+                                                          "RESULTS.md"))
+    return parser
 
 
 def mean(values):
