@@ -89,11 +89,6 @@ def _canonical(examples):
     return examples.take(order)
 
 
-def _pixels(group, image_size, order, shuffle_seed=None):
-    """A dataset of `group`'s images at `order` (`pipeline.rgb_dataset`)."""
-    return pipeline.rgb_dataset(group, image_size, order=order, shuffle_seed=shuffle_seed)
-
-
 def corrupt(pixels, key, *, objective, noise_stddev=0.2, mask_ratio=0.5):
     """(input, target[, weight]) of one image for `objective`.
 
@@ -167,14 +162,15 @@ def datasets(pool, *, image_size, batch_size, objective, seed, noise_stddev=0.2,
         raise ValueError("the autoencoder's pool is too small to hold out validation "
                          f"images: {len(pool)} image(s)")
     settings = dict(objective=objective, noise_stddev=noise_stddev, mask_ratio=mask_ratio)
-    training = _joined([_pixels(group, image_size, train, shuffle_seed=seed + i)
+    training = _joined([pipeline.rgb_dataset(group, image_size, order=train,
+                                             shuffle_seed=seed + i)
                         for i, (group, (train, _)) in enumerate(zip(pool.groups, parts))],
                        train_counts, seed)
     training = training.repeat(pipeline.passes_per_epoch(sum(train_counts), batch_size,
                                                          min_steps))
     training = tf.data.Dataset.zip((training, _keys(seed, True))).map(
         lambda pixels, key: corrupt(pixels, key, **settings), num_parallel_calls=AUTOTUNE)
-    validation = _joined([_pixels(group, image_size, held)
+    validation = _joined([pipeline.rgb_dataset(group, image_size, order=held)
                           for group, (_, held) in zip(pool.groups, parts)],
                          validation_counts, seed + 1)
     validation = tf.data.Dataset.zip((validation, _keys(seed + 1, False))).map(
