@@ -8,12 +8,13 @@ import dataclasses
 import os
 from typing import Optional, Tuple
 
-from keras_transfer import (autoencoder_checks, data_checks, distill_checks,
+from keras_transfer import (autoencoder_checks, data_checks, distill_checks, multitask_checks,
                             semi_supervised_checks)
 from keras_transfer.checks import ConfigError, require, validate_choice, validate_range
 from keras_transfer.models import backbones
 
-PHASES = ("feature_extraction", "fine_tune", "both", "pretrain", "distill")
+PHASES = ("feature_extraction", "fine_tune", "both", "pretrain", "distill",
+          multitask_checks.MULTITASK)
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 WEIGHT_KEYWORDS = ("auto", "imagenet", "none", "source", autoencoder_checks.AUTOENCODER)
 AUGMENTATIONS = ("flip", "rotation", "zoom")
@@ -95,6 +96,11 @@ class RunConfig:
     unlabeled_weight: float = 1.0
     unlabeled_warmup_epochs: int = 1
     self_training_rounds: int = 2
+    tasks: Tuple[str, ...] = ()
+    task_sampling: str = "joint"
+    task_weights: Tuple[float, ...] = ()
+    task_weighting: str = "fixed"
+    export_heads: str = "target"
     verbose: int = 2
 
     def __post_init__(self):
@@ -253,6 +259,7 @@ def _validate(config):
     distill_checks.validate(config)
     autoencoder_checks.validate(config)
     semi_supervised_checks.validate(config)
+    multitask_checks.validate(config)
     require(config.cache_dir is None or not os.path.exists(config.cache_dir)
              or os.path.isdir(config.cache_dir),
              f"cache_dir must be a folder (created if missing). Received: "

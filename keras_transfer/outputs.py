@@ -232,9 +232,15 @@ RESUMABLE_CHANGES = frozenset({
     "max_broken_fraction", "max_megapixels"})
 
 
-def resume_keys(previous, current):
-    """The settings a resumed run must share with the interrupted one."""
-    return sorted((set(previous) | set(current)) - RESUMABLE_CHANGES)
+def resume_keys(previous, current, defaults=None):
+    """The settings a resumed run must share with the interrupted one. A
+    setting the interrupted run's version did not have yet (absent from
+    `previous`) is left out when this run has it at its default (in
+    `defaults`): a newer version resumes an older one's run."""
+    defaults = defaults or {}
+    added = {key for key in set(current) - set(previous)
+             if key in defaults and current[key] == defaults[key]}
+    return sorted((set(previous) | set(current)) - RESUMABLE_CHANGES - added)
 
 
 def check_compatible(previous, current, output_dir, keys=COMPATIBILITY_KEYS):

@@ -20,6 +20,7 @@ a finished run reads it through `RunRecord`, so a key is spelled once, here:
 | `repeats` | per-seed test scores and their spread | report |
 | `baseline`, `comparison` | with `--baseline`: scratch, and transfer against it | report |
 | `distillation` | `--phase=distill`: the teacher (run, test scores, parameters), the student, their agreement, the settings, and the share of the teacher–scratch gap closed; else null | report, model card |
+| `tasks` | `--phase=multitask`: one entry per task (the target's first): its data, weight, per-epoch history, validation and test scores, and, with `--baseline`, the task trained alone; else null | report |
 | `resumed` | null, or the epochs done before a restart, per phase | people |
 | `plots` | the PNGs written | report |
 | `export` | the export's `path` and `version`, or null | the Python API |
@@ -57,6 +58,7 @@ class RunRecord:
     baseline: Optional[dict] = None
     comparison: Optional[dict] = None
     distillation: Optional[dict] = None
+    tasks: Optional[list] = None
     resumed: Optional[dict] = None
     plots: dict = dataclasses.field(default_factory=dict)
     export: Optional[dict] = None

@@ -199,3 +199,14 @@ def test_a_live_run_holds_its_folder_and_the_same_command_again_is_refused(tmp_p
     holder.kill()
     holder.wait()
     outputs.FolderLock(str(tmp_path)).release()
+
+
+def test_a_newer_version_resumes_a_run_that_lacked_its_new_settings_at_their_defaults():
+    defaults = {"task_sampling": "joint", "tasks": []}
+    at_default = {**INTERRUPTED, **defaults}
+    outputs.check_compatible(INTERRUPTED, at_default, "run",
+                             outputs.resume_keys(INTERRUPTED, at_default, defaults))
+    changed = {**at_default, "task_sampling": "proportional"}
+    with pytest.raises(outputs.OutputDirError, match="holds a run with task_sampling=None"):
+        outputs.check_compatible(INTERRUPTED, changed, "run",
+                                 outputs.resume_keys(INTERRUPTED, changed, defaults))

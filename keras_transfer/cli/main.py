@@ -8,8 +8,9 @@ import sys
 
 from absl import app, flags, logging
 
-from keras_transfer import (autoencoder_checks, config as config_lib, semi_supervised_checks,
-                            tf_quiet)
+from keras_transfer import (autoencoder_checks, config as config_lib, multitask_checks,
+                            semi_supervised_checks, tf_quiet)
+from keras_transfer.checks import ConfigError
 from keras_transfer.log import show_on_console
 from keras_transfer.models import backbones
 
@@ -28,8 +29,9 @@ def define_flags():
     flags.DEFINE_enum("model", _default("model"), sorted(backbones.REGISTRY), "Backbone.")
     flags.DEFINE_enum("phase", _default("phase"), config_lib.PHASES,
                       "feature_extraction, fine_tune, both (the first then the second), "
-                      "pretrain (whole network from scratch; saves base weights), or distill "
-                      "(a --model student learns from a --teacher run).")
+                      "pretrain (whole network from scratch; saves base weights), distill "
+                      "(a --model student learns from a --teacher run), or multitask (the "
+                      "source task and the target trained together on one base).")
     flags.DEFINE_string("weights", _default("weights"),
                         "auto, imagenet, none, source, autoencoder (the encoder of an "
                         "autoencoder trained on unlabelled images), or a base weights file.")
@@ -77,6 +79,22 @@ def define_flags():
                        "the weight of the unlabelled images' loss, after its warm-up.")
     flags.DEFINE_integer("unlabeled_warmup_epochs", _default("unlabeled_warmup_epochs"),
                          "semi_supervised: epochs over which that weight rises from 0.")
+    flags.DEFINE_multi_string("tasks", [], "phase=multitask: a further task beside the "
+                              "target and the source task, DATASET or DATASET@CLASS,CLASS,... "
+                              "(repeat the flag for more).")
+    flags.DEFINE_enum("task_sampling", _default("task_sampling"), multitask_checks.TASK_SAMPLING,
+                      "phase=multitask: joint: a batch of --batch_size from every task each "
+                      "step, the smaller tasks repeating within an epoch of the largest; "
+                      "proportional: the tasks share the step's images by their sizes, so an "
+                      "epoch is one pass over each.")
+    flags.DEFINE_list("task_weights", [], "phase=multitask: each task's loss weight: the "
+                      "target, the source task, then each of --tasks (default: 1 each).")
+    flags.DEFINE_enum("task_weighting", _default("task_weighting"),
+                      multitask_checks.TASK_WEIGHTING, "phase=multitask: fixed (--task_weights) "
+                      "or uncertainty (weights learned with the network, Kendall et al. 2018).")
+    flags.DEFINE_enum("export_heads", _default("export_heads"), multitask_checks.EXPORT_HEADS,
+                      "phase=multitask: export the target's classifier, or all heads (one "
+                      "signature per task, each with its labels).")
     flags.DEFINE_string("output_dir", None, "Folder for everything the run writes "
                         "(default: a new runs/MODEL-PHASE-TIMESTAMP).")
     flags.DEFINE_enum("strategy", _default("strategy"), config_lib.STRATEGIES,
@@ -179,6 +197,13 @@ def _tuple(values):
     return tuple(values) if values else None
 
 
+def _floats(name, values):
+    try:
+        return tuple(float(value) for value in values or ())
+    except ValueError:
+        raise ConfigError(f"{name} takes numbers. Received: {name}={','.join(values)}") from None
+
+
 def config_from_flags():
     """The frozen `RunConfig` the parsed flags describe."""
     names = [name for name in _DEFAULTS if name in FLAGS]
@@ -186,6 +211,8 @@ def config_from_flags():
     values["classes"] = _tuple(values["classes"])
     values["source_classes"] = _tuple(values["source_classes"])
     values["augment"] = tuple(values["augment"] or ())
+    values["tasks"] = tuple(values["tasks"] or ())
+    values["task_weights"] = _floats("task_weights", values["task_weights"])
     if values["verbose"] is None:
         values["verbose"] = 1 if sys.stdout.isatty() else 2
     return config_lib.RunConfig(**values)

@@ -98,17 +98,28 @@ def build_classifier(spec, num_classes, *, image_size, channels, dropout=0.2,
       base_layer: where the base ends (`cut_base`): `top`, a block, a layer.
         Weights load into the whole base first, so a cut base keeps them.
     """
-    inputs = keras.Input(shape=(None, None, channels), dtype="float32", name="pixels")
-    x = keras.layers.Resizing(image_size, image_size, name="resize")(inputs)
-    x = ToRGB(name="to_rgb")(x)
-    x = BackbonePreprocessing(spec.name, name="preprocess")(x)
     if base_weights == "imagenet":
         base = spec.build(image_size, weights="imagenet")
     else:
         base = spec.build(image_size)
         if base_weights not in (None, "none"):
             base.load_weights(base_weights)
-    base = cut_base(spec, base, base_layer)
+    return classifier_on_base(spec, cut_base(spec, base, base_layer), num_classes,
+                              image_size=image_size, channels=channels, dropout=dropout, l2=l2,
+                              base_in_inference_mode=base_in_inference_mode)
+
+
+def classifier_on_base(spec, base, num_classes, *, image_size, channels, dropout=0.2, l2=0.0,
+                       base_in_inference_mode=True, name=None):
+    """`build_classifier`'s model around an existing `base` model: given
+    the base of another classifier, the two share its layers and weights
+    (a multi-task run's heads, `training/multitask.py`), each with its own
+    input (`channels`) and Dense head. `name` defaults to the backbone's
+    `<model>_classifier`."""
+    inputs = keras.Input(shape=(None, None, channels), dtype="float32", name="pixels")
+    x = keras.layers.Resizing(image_size, image_size, name="resize")(inputs)
+    x = ToRGB(name="to_rgb")(x)
+    x = BackbonePreprocessing(spec.name, name="preprocess")(x)
     x = base(x, training=False) if base_in_inference_mode else base(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
@@ -122,7 +133,7 @@ def build_classifier(spec, num_classes, *, image_size, channels, dropout=0.2,
         dtype="float32",
         name="classifier",
     )(x)
-    return keras.Model(inputs, outputs, name=f"{spec.name}_classifier")
+    return keras.Model(inputs, outputs, name=name or f"{spec.name}_classifier")
 
 
 # Keras' default BatchNormalization momentum (0.99) suits ImageNet-length runs.

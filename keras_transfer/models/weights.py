@@ -15,7 +15,7 @@ from typing import Optional
 
 import keras_transfer
 from keras_transfer import config as config_lib, data_checks
-from keras_transfer import autoencoder_checks
+from keras_transfer import autoencoder_checks, multitask_checks
 from keras_transfer.config import ConfigError
 from keras_transfer.data import sources
 from keras_transfer.models import backbones
@@ -251,6 +251,11 @@ def resolve(config, image_size):
     spec = config.backbone
     if autoencoder_checks.pretrains_autoencoder(config):
         return _autoencoder(config, image_size)
+    if config.phase == multitask_checks.MULTITASK and config.weights == "auto":
+        # The source task trains together with the target, not before it.
+        return _imagenet(config, spec) or ResolvedWeights(
+            config.weights, "none", None, "random initialisation (phase=multitask trains the "
+            "source task together with the target)")
     if config.weights == "none" or config.phase == "pretrain":
         return ResolvedWeights(config.weights, "none", None, "random initialisation")
     if config.weights not in config_lib.WEIGHT_KEYWORDS:

@@ -14,15 +14,15 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from keras_transfer import outputs, schema
+from keras_transfer import multitask_checks, outputs, schema
 from keras_transfer.data import pipeline, splits, summary as data_summary
 from keras_transfer.evaluation import advice, metrics as evaluate, plots, report as report_lib
 from keras_transfer.log import logger
 from keras_transfer.run import probe, record, repeats, teacher as teacher_lib
 from keras_transfer.run.prepare import prepare
 from keras_transfer.serving import export, model_card
-from keras_transfer.training import (autoencoder, distribute, scratch, source, student,
-                                     transfer)
+from keras_transfer.training import (autoencoder, distribute, multitask, scratch, source,
+                                     student, transfer)
 from keras_transfer.training.context import RunContext
 
 
@@ -35,7 +35,11 @@ def _summary(prepared, ctx):
         logger.info(line)
     logger.info(f"weights {config.weights} -> {prepared.resolved.kind}: "
                 f"{prepared.resolved.detail}")
-    if prepared.resolved.kind == "none" and config.phase not in ("fine_tune", "distill"):
+    if config.phase == multitask_checks.MULTITASK:
+        logger.info(f"multi-task: the tasks train together on one base for "
+                    f"{config.pretrain_epochs} epoch(s) (--pretrain_epochs), then the target "
+                    f"alone for {config.fine_tune_epochs} (--fine_tune_epochs)")
+    elif prepared.resolved.kind == "none" and config.phase not in ("fine_tune", "distill"):
         logger.info(f"no pretrained weights: the whole network trains from scratch, "
                     f"{transfer.scratch_epochs(config)} epoch(s) (--epochs plus "
                     f"--fine_tune_epochs) at the from-scratch rate "
@@ -152,6 +156,11 @@ def _train(prepared, ctx):
         teacher = prepared.teacher
         outcome = student.distill_seed(config, data, prepared.resolved, ctx, teacher.record,
                                        teacher.checkpoint)
+        return outcome, [repeats.scores_of(outcome)]
+    if config.phase == multitask_checks.MULTITASK:
+        outcome = multitask.train_multitask_seed(config, data, prepared.resolved, ctx)
+        if config.baseline:
+            outcome = dataclasses.replace(outcome, baseline=transfer.baseline(config, data, ctx))
         return outcome, [repeats.scores_of(outcome)]
     return repeats.run(config, ctx, lambda seed_config, seed_ctx: transfer.train_seed(
         seed_config, data, prepared.resolved, seed_ctx, prepared.previous))

@@ -10,7 +10,8 @@ import os
 import shutil
 from typing import Any, Optional
 
-from keras_transfer import config as config_lib, data_checks, disk_space, outputs, schema
+from keras_transfer import (config as config_lib, data_checks, disk_space, multitask_checks,
+                            outputs, schema)
 from keras_transfer.data import summary as data_summary, tasks
 from keras_transfer.log import logger
 from keras_transfer.models import backbones, classifier as model_lib, weights
@@ -65,10 +66,11 @@ def resolve_image_size(config, data):
 
 def _check_settings(config, image_size, unfreeze):
     """Checks that need TensorFlow or the data; raises before any writing."""
-    if config.phase in ("fine_tune", "both") or config.base_layer != "top":
+    fine_tunes = config.phase in ("fine_tune", "both", multitask_checks.MULTITASK)
+    if fine_tunes or config.base_layer != "top":
         base = model_lib.cut_base(config.backbone, config.backbone.build(image_size),
                                   config.base_layer)
-    if config.phase in ("fine_tune", "both"):
+    if fine_tunes:
         model_lib.check_unfreeze(config.backbone, unfreeze, base)
 
 
@@ -106,8 +108,8 @@ def _base_layer(config, resolved, previous):
 
 def _baseline(config, resolved):
     """`--baseline`, unless the run itself is the network from scratch."""
-    if config.baseline and resolved.kind == "none" and config.phase not in ("fine_tune",
-                                                                          "distill"):
+    if config.baseline and resolved.kind == "none" and config.phase not in (
+            "fine_tune", "distill", multitask_checks.MULTITASK):
         logger.warning("warning: --baseline adds nothing to --weights=none: the run itself "
                        "trains the network from scratch, as the baseline would; no baseline")
         return False
@@ -171,7 +173,8 @@ def _record_settings(config, image_size, unfreeze, output_dir, state, previous):
     if state == "resume":
         interrupted = outputs.read_json(os.path.join(output_dir, schema.CONFIG_FILE))
         outputs.check_compatible(interrupted, run_config, output_dir,
-                                 outputs.resume_keys(interrupted, run_config))
+                                 outputs.resume_keys(interrupted, run_config,
+                                                     config_lib.RunConfig().to_dict()))
         logger.info(f"resuming the interrupted run in {output_dir}: finished phases are "
                     "kept, the interrupted one continues from its last completed epoch")
     outputs.write_json(os.path.join(output_dir, schema.CONFIG_FILE), run_config)

@@ -77,6 +77,8 @@ def record_of(prepared, ctx, outcome, rows, source, base_probe=None):
         versions=model_card.versions(),
         **repeats.entries(outcome, rows),
         distillation=_distillation(outcome),
+        tasks=([task.to_dict() for task in outcome.multitask.tasks]
+               if outcome.multitask else None),
         resumed=_resumed(prepared.state, outcome, source),
         timings=_timings(outcome, source),
     )

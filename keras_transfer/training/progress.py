@@ -21,6 +21,7 @@ PASS_LABELS = {
     "semi_supervised": "phase 3 (semi-supervised)",
     "scratch": "training from scratch",
     "distill": "distillation",
+    "multitask": "joint multi-task phase",
 }
 
 # The metrics a progress line shows (all of them are in the history, the CSV

@@ -43,6 +43,7 @@ class SeedOutcome:
     safety: Optional[dict] = None
     baseline: Optional[dict] = None
     distillation: Optional[dict] = None  # --phase=distill: the teacher beside the student.
+    multitask: Optional[Any] = None  # --phase=multitask: `multitask.MultitaskResult`.
 
 
 def evaluate_on_test(classifier, ctx, data, config, when="test"):
@@ -62,7 +63,7 @@ def _fine_tune_start(model, output_dir, previous):
     return phase_lib.PhaseResult(**{**phase_one, "checkpoint": checkpoint})
 
 
-def _tested(result, evaluation, before, extra_seconds=0.0):
+def tested(result, evaluation, before, extra_seconds=0.0):
     """`result` with its test summaries before and after, logged."""
     after = evaluate.summary(evaluation.report)
     change = "" if not before else (
@@ -108,7 +109,7 @@ def _transfer_phases(config, data, resolved, ctx, previous):
             learning_rate=config.learning_rate, **{**common, **inputs})
         evaluations["feature_extraction"] = evaluate_on_test(
             classifier, ctx, data, config, "test after phase 1")
-        phases.append(_tested(result, evaluations["feature_extraction"], before,
+        phases.append(tested(result, evaluations["feature_extraction"], before,
                               extra_seconds=recording))  # Recording included.
     if config.phase == "fine_tune":
         phases.append(_fine_tune_start(classifier, ctx.output_dir, previous))
@@ -129,7 +130,7 @@ def _transfer_phases(config, data, resolved, ctx, previous):
             release()  # The exported model and later phases carry no penalty.
         evaluations["fine_tune"] = evaluate_on_test(classifier, ctx, data, config,
                                                     "test after phase 2")
-        phases.append(_tested(result, evaluations["fine_tune"], before))
+        phases.append(tested(result, evaluations["fine_tune"], before))
         if config.semi_supervised != "none":
             phases += _semi_supervised_phases(classifier, data, config, ctx, common, phases,
                                               evaluations)
@@ -169,7 +170,7 @@ def _self_training_rounds(classifier, data, config, ctx, common, supervised, eva
             **{**common, "train_data": train_data})
         evaluations[result.name] = evaluate_on_test(classifier, ctx, data, config,
                                                     f"test after self-training round {number}")
-        previous = _tested(self_training.recorded(result, labels), evaluations[result.name],
+        previous = tested(self_training.recorded(result, labels), evaluations[result.name],
                            previous.test)
         rounds.append(previous)
     return rounds
@@ -188,12 +189,14 @@ def _semi_supervised_phase(classifier, data, config, ctx, common, supervised, ev
             global_batch=ctx.global_batch)})
     evaluations[result.name] = evaluate_on_test(classifier, ctx, data, config,
                                                 "test after phase 3")
-    return _tested(result, evaluations[result.name], supervised.test)
+    return tested(result, evaluations[result.name], supervised.test)
 
 
 def scratch_epochs(config):
     """A from-scratch network's budget: the epochs of the phases a transfer
     run with these settings trains."""
+    if config.phase == "multitask":  # The joint phase, then the target alone.
+        return config.pretrain_epochs + config.fine_tune_epochs
     fine_tunes = config.phase in ("both", "fine_tune", "distill")
     return config.epochs + (config.fine_tune_epochs if fine_tunes else 0)
 
