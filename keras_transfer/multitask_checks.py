@@ -70,6 +70,12 @@ def validate(config):
     require(not config.task_weights or config.task_weighting == "fixed",
             "task_weights are fixed weights; task_weighting=uncertainty learns them. "
             f"Received: task_weights={','.join(map(str, config.task_weights))}")
+    # After the joint phase only the target trains: the other heads would
+    # sit on a base that moved under them.
+    require(config.export_heads == "target" or not config.fine_tune_epochs,
+            "export_heads=all exports the jointly trained heads; target-only fine-tuning "
+            "moves the base under the others: pass --fine_tune_epochs=0. Received: "
+            f"fine_tune_epochs={config.fine_tune_epochs}")
     require(config.weights not in ("source", "autoencoder"),
             "phase=multitask trains the source task together with the target, from --weights "
             "(none, imagenet, auto or a file); a base pretrained on the source first is "

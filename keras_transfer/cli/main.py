@@ -142,7 +142,8 @@ def define_flags():
     flags.DEFINE_enum("class_weight", _default("class_weight"), config_lib.CLASS_WEIGHTS,
                       "balanced: weight classes by inverse training frequency.")
     flags.DEFINE_integer("examples_per_class", 0, "Cap on training labels per class (0: all).")
-    flags.DEFINE_integer("source_examples_per_class", 0, "Same cap for the source task.")
+    flags.DEFINE_integer("source_examples_per_class", 0, "Same cap for the source task "
+                         "(and, with phase=multitask, every --tasks entry).")
     flags.DEFINE_float("validation_fraction", _default("validation_fraction"), "Validation share.")
     flags.DEFINE_float("test_fraction", _default("test_fraction"), "Test share.")
     flags.DEFINE_integer("early_stopping_patience", _default("early_stopping_patience"),

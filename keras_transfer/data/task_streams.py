@@ -48,8 +48,9 @@ def load_tasks(config, target):
     loaded = [target]
     for number, entry in enumerate(entries):
         flag = "source_classes" if number == 0 else "tasks"
+        # --source_examples_per_class caps every task but the target.
         data = tasks_lib.load_for(config, "source", entry.classes, entry.dataset,
-                                  config.source_examples_per_class if number == 0 else 0)
+                                  config.source_examples_per_class)
         if data.name == target.name and set(data.class_names) & set(target.class_names):
             raise ConfigError(
                 f"phase=multitask: a task on the target's dataset {target.name} shares its "

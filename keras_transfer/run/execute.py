@@ -210,7 +210,8 @@ def _run(prepared, strategy, started):
             run_record = dataclasses.replace(run_record, plots={
                 **run_record.plots, **({"reconstructions": drawn} if drawn else {})})
         if ctx.writes:  # Else a worker: the chief exports and writes the results.
-            run_record = _export(prepared, outcome.classifier, run_record)
+            run_record = _export(prepared, outcome.classifier, run_record,
+                                 _exported_heads(config, outcome))
             if run_record.distillation and run_record.export:
                 run_record = dataclasses.replace(run_record, distillation=(
                     teacher_lib.with_serving_costs(
@@ -224,9 +225,19 @@ def _run(prepared, strategy, started):
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _export(prepared, classifier, run_record):
-    """Exports the classifier (unless `--noexport`); returns `run_record`
-    with the export and its time."""
+def _exported_heads(config, outcome):
+    """`--export_heads=all`: the other tasks' classifiers, as `export.TaskHead`s."""
+    if config.export_heads != "all":
+        return ()
+    return tuple(export.TaskHead(task.name, outcome.multitask.heads[task.name],
+                                 task.class_names,
+                                 outcome.multitask.heads[task.name].inputs[0].shape[-1])
+                 for task in outcome.multitask.tasks[1:])
+
+
+def _export(prepared, classifier, run_record, heads=()):
+    """Exports the classifier (and `heads`, unless `--noexport`); returns
+    `run_record` with the export and its time."""
     config, output_dir = prepared.config, prepared.output_dir
     if not config.export:
         logger.info("no SavedModel (--noexport); python -m keras_transfer.export "
@@ -238,8 +249,10 @@ def _export(prepared, classifier, run_record):
                                channels=prepared.data.channels,
                                card=model_card.from_record(run_record),
                                tflite=config.export_tflite,
-                               max_megapixels=config.max_megapixels)
-    logger.info(f"SavedModel exported to {path}")
+                               max_megapixels=config.max_megapixels, heads=heads)
+    logger.info(f"SavedModel exported to {path}"
+                + "".join(f"; task {head.name} as signature serving_{head.name}"
+                          for head in heads))
     return dataclasses.replace(
         run_record, export={"path": path, "version": int(os.path.basename(path))},
         timings={**run_record.timings, "export": round(time.time() - export_start, 2)})

@@ -14,10 +14,12 @@ temporary folder beside it and renamed.
 Re-exporting a finished run from its best checkpoint is `reexport.py`.
 """
 
+import dataclasses
 import os
 import shutil
 import socket
 import tempfile
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -29,6 +31,21 @@ from keras_transfer.serving import model_card, signatures, tflite as tflite_lib
 LABELS_FILE = "labels.txt"
 KERAS_FILE = "model.keras"
 TFLITE_DIR = "tflite"
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskHead:
+    """`--export_heads=all`: another task's classifier (on the exported
+    model's base), served as `serving_<name>` with `labels_<name>.txt`."""
+
+    name: str
+    model: Any
+    class_names: tuple
+    channels: int
+
+    @property
+    def labels_file(self):
+        return f"labels_{self.name}.txt"
 
 
 def existing_versions(export_base):
@@ -71,7 +88,7 @@ def _text_file_table(path):
 
 
 def _write_saved_model(model, directory, labels_path, card_path, image_size, channels,
-                       max_megapixels):
+                       max_megapixels, heads=()):
     labels_table = _text_file_table(labels_path)
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -81,6 +98,13 @@ def _write_saved_model(model, directory, labels_path, card_path, image_size, cha
     archive.track(_text_file_table(card_path))
     signatures.add_endpoints(archive, model, labels_table, image_size=image_size,
                              channels=channels, max_megapixels=max_megapixels)
+    for head in heads:
+        table = _text_file_table(os.path.join(os.path.dirname(labels_path), head.labels_file))
+        archive.track(head.model)
+        archive.track(table)
+        signatures.add_task_endpoint(archive, head.name, head.model, table,
+                                     image_size=image_size, channels=head.channels,
+                                     max_megapixels=max_megapixels)
     archive.write_out(directory, verbose=False)
 
 
@@ -120,20 +144,30 @@ def _check_arguments(model, class_names, image_size, channels):
     class_names_lib.check_one_line(class_names, "export")
 
 
+def _write_labels(path, class_names):
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("".join(f"{name}\n" for name in class_names))
+
+
 def _stage(model, staging, class_names, *, image_size, channels, card, tflite,
-           max_megapixels):
+           max_megapixels, heads=()):
     """Writes the complete version folder inside `staging`; returns its path."""
     labels_path = os.path.join(staging, LABELS_FILE)
-    with open(labels_path, "w", encoding="utf-8") as handle:
-        handle.write("".join(f"{name}\n" for name in class_names))
+    _write_labels(labels_path, class_names)
+    described = signatures.describe(len(class_names), channels)
+    for head in heads:
+        _write_labels(os.path.join(staging, head.labels_file), head.class_names)
+        described[signatures.task_signature(head.name)] = {
+            **signatures.describe(len(head.class_names), head.channels)[
+                signatures.IMAGE_BYTES_SIGNATURE],
+            "labels": head.labels_file, "classes": list(head.class_names)}
     card_path = os.path.join(staging, model_card.FILE)
     model_card.write(card_path, model_card.complete(
         card, class_names=class_names, image_size=image_size, channels=channels,
-        max_megapixels=max_megapixels,
-        signatures=signatures.describe(len(class_names), channels)))
+        max_megapixels=max_megapixels, signatures=described))
     saved_model = os.path.join(staging, "saved_model")
     _write_saved_model(model, saved_model, labels_path, card_path, image_size, channels,
-                       max_megapixels)
+                       max_megapixels, heads)
     # Inside the version folder, as the TFLite model: it appears (or not) with the rest.
     _write_keras_file(model, os.path.join(saved_model, KERAS_FILE))
     if tflite:
@@ -190,7 +224,7 @@ def remove_staging(export_base):
 
 
 def export_model(model, export_base, class_names, *, image_size, channels, card=None,
-                 tflite=False, max_megapixels=config_lib.RunConfig.max_megapixels):
+                 tflite=False, max_megapixels=config_lib.RunConfig.max_megapixels, heads=()):
     """Writes the next version under `export_base`; returns its path.
 
     Never touches an existing version: the new one (the SavedModel, and
@@ -206,6 +240,8 @@ def export_model(model, export_base, class_names, *, image_size, channels, card=
         `tflite/labels.txt` into the version folder.
       max_megapixels: `serving_default` refuses encoded images whose header
         declares more pixels, before decoding them (the run's limit).
+      heads: `TaskHead`s of a multi-task run's other tasks, each its own
+        signature (`--export_heads=all`).
     """
     _check_arguments(model, class_names, image_size, channels)
     os.makedirs(export_base, exist_ok=True)
@@ -218,7 +254,7 @@ def export_model(model, export_base, class_names, *, image_size, channels, card=
     try:
         folder = _stage(model, staging, class_names, image_size=image_size,
                         channels=channels, card=card, tflite=tflite,
-                        max_megapixels=max_megapixels)
+                        max_megapixels=max_megapixels, heads=heads)
         faults.reached("export")
         return _publish(folder, export_base)
     except (OSError, tf.errors.OpError) as error:

@@ -166,18 +166,11 @@ def _within(contents, max_megapixels):
         return tf.identity(contents)
 
 
-def add_endpoints(archive, model, labels_table, *, image_size, channels, max_megapixels):
-    """Adds the signatures to a `keras.export.ExportArchive`.
+def _forward(model, channels):
+    """The model on checked pixels, as one `tf.function` every signature of
+    it shares (each would otherwise trace its own copy: for ResNet50 most
+    of the export's time and size)."""
 
-    `image_size` is the square size encoded images are decoded and resized to
-    before the model (which resizes again to its own input size, a no-op when
-    the two agree). Encoded images declaring more than `max_megapixels` are
-    refused before decoding.
-    """
-    k = top_k_for(model.outputs[0].shape[-1])
-
-    # One trace of the model for all three signatures (each would otherwise
-    # trace its own copy: for ResNet50 most of the export's time and size).
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32)])
     def forward(pixels):
         pixels = _checked_pixels(pixels, channels)
@@ -188,6 +181,11 @@ def add_endpoints(archive, model, labels_table, *, image_size, channels, max_meg
                          lambda: tf.zeros([1, 1, 1, channels], tf.float32))
         return model(filled, training=False)[:count]
 
+    return forward
+
+
+def _image_bytes_endpoint(archive, name, forward, labels_table, k, *, image_size, channels,
+                          max_megapixels):
     def serve_image_bytes(image_bytes):
         # A scalar or nested request (REST "inputs" with one value) is
         # refused by name rather than failing inside map_fn.
@@ -202,16 +200,48 @@ def add_endpoints(archive, model, labels_table, *, image_size, channels, max_meg
         )
         return _answer(forward(images), labels_table, k)
 
+    archive.add_endpoint(
+        name, serve_image_bytes,
+        input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")],
+    )
+
+
+def task_signature(task_name):
+    """`--export_heads=all`: the signature of a multi-task run's other task."""
+    return f"serving_{task_name}"
+
+
+def add_task_endpoint(archive, task_name, model, labels_table, *, image_size, channels,
+                      max_megapixels):
+    """A multi-task run's other task (`--export_heads=all`): its head as
+    `serving_<task>`, taking `image_bytes` as `serving_default` does and
+    answering with its own labels."""
+    _image_bytes_endpoint(archive, task_signature(task_name), _forward(model, channels),
+                          labels_table, top_k_for(model.outputs[0].shape[-1]),
+                          image_size=image_size, channels=channels,
+                          max_megapixels=max_megapixels)
+
+
+def add_endpoints(archive, model, labels_table, *, image_size, channels, max_megapixels):
+    """Adds the signatures to a `keras.export.ExportArchive`.
+
+    `image_size` is the square size encoded images are decoded and resized to
+    before the model (which resizes again to its own input size, a no-op when
+    the two agree). Encoded images declaring more than `max_megapixels` are
+    refused before decoding.
+    """
+    k = top_k_for(model.outputs[0].shape[-1])
+    forward = _forward(model, channels)
+    _image_bytes_endpoint(archive, IMAGE_BYTES_SIGNATURE, forward, labels_table, k,
+                          image_size=image_size, channels=channels,
+                          max_megapixels=max_megapixels)
+
     def serve_pixels(pixels):
         return _answer(forward(pixels), labels_table, k)
 
     def serve_uint8_pixels(pixels):
         return serve_pixels(tf.cast(pixels, tf.float32))
 
-    archive.add_endpoint(
-        IMAGE_BYTES_SIGNATURE, serve_image_bytes,
-        input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")],
-    )
     archive.add_endpoint(
         PIXELS_SIGNATURE, serve_pixels,
         input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32,

@@ -1,0 +1,215 @@
+"""`--phase=multitask`: the joint step's loss, the uncertainty weights, the
+sampling of tasks of uneven sizes, and a whole run killed mid-phase,
+resumed, and exported with every head served in a fresh process."""
+
+import os
+
+import numpy as np
+import pytest
+
+from conftest import TINY, built_once, run_main, run_python
+from keras_transfer import outputs
+from keras_transfer.checks import ConfigError
+from keras_transfer.config import RunConfig
+
+
+def _two_heads(classes=(3, 2)):
+    """Two tiny classifiers sharing one Dense 'base'."""
+    import keras
+
+    shared = keras.layers.Dense(4, activation="relu", name="shared")
+    heads = []
+    for number, count in enumerate(classes):
+        inputs = keras.Input((5,))
+        outputs_ = keras.layers.Dense(count, activation="softmax",
+                                      name=f"head{number}")(shared(inputs))
+        heads.append(keras.Model(inputs, outputs_, name=f"task{number}"))
+    return heads
+
+
+def _batch(seed=0):
+    rng = np.random.default_rng(seed)
+    x = (rng.normal(size=(6, 5)).astype("float32"), rng.normal(size=(4, 5)).astype("float32"))
+    y = (np.eye(3, dtype="float32")[rng.integers(0, 3, 6)],
+         np.eye(2, dtype="float32")[rng.integers(0, 2, 4)])
+    return x, y
+
+
+def _cross_entropy(labels, probabilities, smoothing):
+    labels = labels * (1 - smoothing) + smoothing / labels.shape[1]
+    return float(np.mean(-np.sum(labels * np.log(probabilities), axis=1)))
+
+
+def test_the_joint_loss_is_the_weighted_sum_of_every_tasks_cross_entropy():
+    import keras
+
+    from keras_transfer.training import multitask_model
+
+    heads = _two_heads()
+    model = multitask_model.MultiTaskModel(heads, ["target", "source"], weights=[1.0, 0.25],
+                                           label_smoothing=0.1)
+    model.compile(optimizer="adam", loss=keras.losses.CategoricalCrossentropy(
+        label_smoothing=0.1))
+    x, y = _batch()
+    predicted = model(x)
+    by_hand = sum(weight * _cross_entropy(labels, np.asarray(p), 0.1)
+                  for weight, labels, p in zip((1.0, 0.25), y, predicted))
+    loss = float(model.compute_loss(x, y, predicted))
+    assert loss == pytest.approx(by_hand, rel=1e-5)
+    # One batch alone (validation, test): the target's classifier and loss.
+    np.testing.assert_allclose(np.asarray(model(x[0])), np.asarray(heads[0](x[0])))
+    model.compute_metrics(x, y, predicted)
+    logs = {name: float(value) for name, value in model.get_metrics_result().items()}
+    assert logs["source_weight"] == pytest.approx(0.25)
+    assert logs["target_loss"] == pytest.approx(_cross_entropy(y[0], np.asarray(predicted[0]),
+                                                               0.1), rel=1e-5)
+    assert set(model.TRAINING_ONLY_METRICS) == {
+        f"{task}_{what}" for task in ("target", "source")
+        for what in ("loss", "accuracy", "weight")}
+
+
+def test_uncertainty_weights_follow_kendall_et_al():
+    """d/ds_i of exp(-s_i) * CE_i + s_i / 2 is -exp(-s_i) * CE_i + 1/2: a task
+    whose loss is above 1/2 raises its log-variance, weighting itself down."""
+    import keras
+    import tensorflow as tf
+
+    from keras_transfer.training import multitask_model
+
+    model = multitask_model.MultiTaskModel(_two_heads(), ["target", "source"],
+                                           uncertainty=True)
+    model.compile(optimizer="adam", loss=keras.losses.CategoricalCrossentropy())
+    x, y = _batch(1)
+    model.log_variances.assign([0.0, np.log(2.0)])
+    with tf.GradientTape() as tape:
+        predicted = model(x)
+        loss = model.compute_loss(x, y, predicted)
+    gradient = tape.gradient(loss, model.log_variances).numpy()
+    losses = [_cross_entropy(labels, np.asarray(p), 0.0) for labels, p in zip(y, predicted)]
+    np.testing.assert_allclose(gradient, [-losses[0] + 0.5, -losses[1] / 2 + 0.5], rtol=1e-5)
+    assert float(loss) == pytest.approx(losses[0] + losses[1] / 2 + np.log(2.0) / 2, rel=1e-5)
+    assert model.log_variances in model.trainable_weights
+
+
+def _tasks(examples_per_class, source_examples):
+    from keras_transfer.data import task_streams
+
+    config = RunConfig(phase="multitask", examples_per_class=examples_per_class,
+                       source_examples_per_class=source_examples, image_size=32)
+    from keras_transfer.data import tasks
+
+    target = tasks.load_for(config, "target", None, "digits", examples_per_class)
+    return task_streams.load_tasks(config, target)
+
+
+def test_tasks_of_uneven_sizes_step_together_for_the_longest_ones_epoch():
+    import dataclasses
+
+    from keras_transfer.data import task_streams
+
+    task_list = _tasks(4, 20)  # 20 target images, 100 source images.
+    assert [task.name for task in task_list] == ["target", "source"]
+    assert task_streams.batch_sizes([20, 100], "joint", 16) == (16, 16)
+    # Proportional: the step's 32 images shared 1:5, at least one a replica.
+    assert task_streams.batch_sizes([20, 100], "proportional", 16) == (5, 27)
+    assert task_streams.batch_sizes([1, 1000], "proportional", 16, replicas=2) == (2, 32)
+    config = RunConfig(phase="multitask", min_steps_per_epoch=1, batch_size=16)
+    stream, steps, sizes = task_streams.training_stream(task_list, config, 32, 16)
+    assert steps == 7 and sizes == (16, 16)  # ceil(100 / 16): the source's epoch.
+    counts = [0, 0]
+    for images, labels in stream:
+        assert len(images) == len(labels) == 2 and images[0].shape[1:] == (8, 8, 1)
+        counts = [count + int(batch.shape[0]) for count, batch in zip(counts, labels)]
+    # The source once; the target (20 images, 2 batches a pass) repeated.
+    assert counts[1] == 100 and counts[0] == 16 + 4 + 16 + 4 + 16 + 4 + 16
+    proportional = dataclasses.replace(config, task_sampling="proportional")
+    _, steps, sizes = task_streams.training_stream(task_list, proportional, 32, 16)
+    assert sizes == (5, 27) and steps == 4
+
+
+@pytest.mark.parametrize("settings, says", [
+    (dict(tasks=("fashion_mnist",)), "apply to phase=multitask"),
+    (dict(phase="multitask", task_weights=(1.0,)), "one weight per task"),
+    (dict(phase="multitask", weights="source"), "sequential transfer"),
+    (dict(phase="multitask", export_heads="all"), "--fine_tune_epochs=0"),
+    (dict(phase="multitask", task_weights=(1.0, 2.0), task_weighting="uncertainty"),
+     "learns them"),
+    (dict(phase="multitask", tasks=("digits@3",)), "two classes or more"),
+])
+def test_multitask_settings_that_cannot_work_are_refused(settings, says):
+    with pytest.raises(ConfigError, match=says):
+        RunConfig(**settings)
+
+
+def test_a_task_that_shares_the_targets_classes_is_refused():
+    from keras_transfer.data import task_streams, tasks
+
+    config = RunConfig(phase="multitask", source_classes=("4", "5", "6"))
+    target = tasks.load_for(config, "target", None, "digits", 4)
+    with pytest.raises(ConfigError, match=r"shares its classes \['5', '6'\]"):
+        task_streams.load_tasks(config, target)
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(tmp_path_factory):
+    """A joint phase of two epochs with learned weights, killed after the
+    first, resumed by the same command, every head exported."""
+    def build(folder):
+        settings = {**TINY, "phase": "multitask", "pretrain_epochs": 2, "fine_tune_epochs": 0,
+                    "task_weighting": "uncertainty", "export_heads": "all",
+                    "tasks": "fashion_mnist@0,1", "output_dir": str(folder / "run"),
+                    "cache_dir": str(folder / "cache"), "verbose": 2}
+        killed = run_main(settings, kill_at="multitask:1")
+        assert killed.returncode == -9, killed.stdout[-2000:] + killed.stderr[-3000:]
+        resumed = run_main(settings)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        (folder / "stdout").write_text(resumed.stdout)
+
+    return built_once(tmp_path_factory, "multitask_run", build)
+
+
+def test_killed_mid_phase_the_same_command_resumes_and_records_every_task(killed_and_resumed):
+    said = (killed_and_resumed / "stdout").read_text()
+    assert "phase multitask resumed after epoch 1" in said, said
+    metrics = outputs.read_json(str(killed_and_resumed / "run" / "metrics.json"))
+    assert list(metrics["phases"]) == ["multitask"]
+    history = metrics["phases"]["multitask"]["history"]
+    tasks = {task["name"]: task for task in metrics["tasks"]}
+    assert list(tasks) == ["target", "source", "task3"]
+    assert tasks["task3"]["dataset"] == "fashion_mnist"
+    assert tasks["task3"]["class_names"] == ["t-shirt", "trouser"]
+    for name, task in tasks.items():
+        assert len(history[f"{name}_loss"]) == 2 and task["history"][f"{name}_loss"] == history[
+            f"{name}_loss"]
+        assert f"val_{name}_loss" not in history  # Measured on training batches only.
+        # Learned weights: moved from 1 by the second epoch.
+        assert history[f"{name}_weight"][0] != 1.0
+        assert 0.0 <= task["test"]["accuracy"] <= 1.0 and task["validation"]["accuracy"] >= 0
+    assert tasks["target"]["test"] == {key: metrics["test"][key]
+                                       for key in tasks["target"]["test"]}
+
+
+def test_every_head_is_served_from_one_saved_model_in_a_fresh_process(killed_and_resumed):
+    export = str(killed_and_resumed / "run" / "export" / "1")
+    assert sorted(name for name in os.listdir(os.path.join(export, "assets"))
+                  if name.startswith("labels")) == [
+        "labels.txt", "labels_source.txt", "labels_task3.txt"]
+    served = run_python(f"""
+import io, json, numpy as np, tensorflow as tf
+from PIL import Image
+loaded = tf.saved_model.load({export!r})
+png = io.BytesIO(); Image.fromarray(np.zeros((28, 28), np.uint8)).save(png, "PNG")
+for name in ("serving_default", "serving_source", "serving_task3"):
+    answer = loaded.signatures[name](image_bytes=tf.constant([png.getvalue()]))
+    print(name, answer["probabilities"].shape[1], answer["label"].numpy()[0].decode())
+print(sorted(json.load(open({export!r} + "/assets/model_card.json"))["signatures"]))
+""")
+    assert served.returncode == 0, served.stderr[-3000:]
+    lines = served.stdout.strip().split("\n")
+    widths = {line.split()[0]: (int(line.split()[1]), line.split(maxsplit=2)[2])
+              for line in lines[:3]}
+    assert widths["serving_default"][0] == 5 and widths["serving_default"][1] in "56789"
+    assert widths["serving_source"][0] == 5 and widths["serving_source"][1] in "01234"
+    assert widths["serving_task3"][0] == 2
+    assert widths["serving_task3"][1] in ("t-shirt", "trouser")
+    assert "serving_task3" in lines[3] and "serving_pixels" in lines[3]
