@@ -213,3 +213,18 @@ print(sorted(json.load(open({export!r} + "/assets/model_card.json"))["signatures
     assert widths["serving_task3"][0] == 2
     assert widths["serving_task3"][1] in ("t-shirt", "trouser")
     assert "serving_task3" in lines[3] and "serving_pixels" in lines[3]
+
+
+def test_the_report_flags_a_task_that_scored_below_itself_alone():
+    from keras_transfer.evaluation import multitask_report
+
+    def task(name, joint, alone, after_fine_tune=None):
+        return {"name": name, "test": {"accuracy": joint}, "alone": {"accuracy": alone},
+                "test_after_fine_tune": after_fine_tune and {"accuracy": after_fine_tune}}
+
+    # The target as exported (0.9 after fine-tuning), the source at the joint
+    # phase's end: what target-only fine-tuning left of its head does not count.
+    tasks = [task("target", 0.7, 0.8), task("source", 0.95, 0.95, after_fine_tune=0.5)]
+    assert multitask_report.negative_transfer(tasks, {"accuracy": 0.9}) == []
+    tasks.append(task("task3", 0.6, 0.61))
+    assert multitask_report.negative_transfer(tasks, {"accuracy": 0.79}) == ["target", "task3"]

@@ -2,7 +2,8 @@
 questions in order: is it good, where does it fail, did transfer help."""
 
 from keras_transfer import schema
-from keras_transfer.evaluation import advice, base_report, distill_report, semi_report
+from keras_transfer.evaluation import (advice, base_report, distill_report, multitask_report,
+                                       semi_report)
 from keras_transfer.evaluation.markdown import number as _f, table as _table
 
 REPORT_FILE = "report.md"
@@ -285,7 +286,8 @@ def render(metrics):
     title = f"# {config['model']} on {run.dataset['name']}: test report"
     parts = [[title, ""], _at_a_glance(run), _is_it_good(run), _where_it_fails(run),
              base_report.section(run), _phases(run), semi_report.section(run),
-             distill_report.section(run), _transfer(run), _the_run(run)]
+             distill_report.section(run), multitask_report.section(run), _transfer(run),
+             _the_run(run)]
     return "\n".join(line for part in parts for line in part)
 
 

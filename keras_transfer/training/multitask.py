@@ -13,14 +13,15 @@ and the safety net keeps the joint model when fine-tuning ends worse.
 """
 
 import dataclasses
+import functools
 from typing import Any, Optional
 
 from keras_transfer.data import pipeline, task_streams
 from keras_transfer.evaluation import metrics as evaluate
 from keras_transfer.log import logger
 from keras_transfer.models import classifier as model_lib
-from keras_transfer.training import (multitask_model, phase as phase_lib, safety_net,
-                                     scratch, transfer)
+from keras_transfer.training import (multitask_baselines, multitask_model, phase as phase_lib,
+                                     safety_net, scratch, transfer)
 
 JOINT = "multitask"
 
@@ -42,6 +43,10 @@ class TaskResult:
     validation: dict
     test: dict
     test_after_fine_tune: Optional[dict] = None
+    # With --baseline: the task trained alone (the target: `transfer.baseline`),
+    # and for the target, sequential transfer (`multitask_baselines.py`).
+    alone: Optional[dict] = None
+    sequential: Optional[dict] = None
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -97,6 +102,17 @@ def _split_scores(head, task, split, ctx, config):
 
 def _task_history(history, name):
     return {key: values for key, values in history.items() if key.startswith(f"{name}_")}
+
+
+def _with_baselines(config, data, ctx, task_list, results, target_alone):
+    """`results` with every task alone and the target's sequential transfer."""
+    scores = functools.partial(_split_scores, split="test", ctx=ctx, config=config)
+    alone = [target_alone] + [multitask_baselines.task_alone(config, task, ctx, scores)
+                              for task in task_list[1:]]
+    sequential = multitask_baselines.sequential_transfer(config, data, ctx)
+    return [dataclasses.replace(result, alone=score,
+                                sequential=sequential if index == 0 else None)
+            for index, (result, score) in enumerate(zip(results, alone))]
 
 
 def train_multitask_seed(config, data, resolved, ctx):
@@ -159,8 +175,13 @@ def train_multitask_seed(config, data, resolved, ctx):
             for task, head, spec in zip(results[1:], heads[1:], task_list[1:])]
         decision = safety_net.keep_best_phase(classifier, phases, config)
     kept = decision["exported_phase"] if decision else phases[-1].name
+    baseline = None
+    if config.baseline:
+        baseline = transfer.baseline(config, data, ctx)
+        results = _with_baselines(config, data, ctx, task_list, results,
+                                  evaluate.summary(baseline["test"]))
     return transfer.SeedOutcome(
         seed=config.seed, classifier=classifier, phases=tuple(phases), final=evaluations[kept],
-        safety=decision, multitask=MultitaskResult(
+        safety=decision, baseline=baseline, multitask=MultitaskResult(
             tasks=tuple(results), heads={task.name: head for task, head in zip(task_list, heads)},
             sampling=config.task_sampling, weighting=config.task_weighting))
