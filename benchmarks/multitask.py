@@ -1,0 +1,136 @@
+"""Does multi-task transfer pay? The source task and the target trained
+together against sequential transfer and training from scratch, side by side.
+
+`python benchmarks/multitask.py [--quick]` trains, for each backbone, label
+count and seed, one `python -m keras_transfer.main` run per variant on
+digits 0-4 (all labels, the source task) and 5-9 (the target), as a user
+would type it:
+
+- `scratch`: the target alone, `--weights=none`, the simplest alternative;
+- `sequential`: our default without multi-task, `--weights=source` (the
+  source task first, cached), then both phases on the target;
+- `joint`: `--phase=multitask --fine_tune_epochs=0`, the joint phase alone;
+- `joint_fine_tune`: `--phase=multitask`, the joint phase then the target
+  alone (`--fine_tune_epochs`).
+
+Beside them, once per seed, `source_alone`: the source task trained alone
+from scratch on the joint phase's budget (`--pretrain_epochs`), its test
+split the one the joint runs score the source head on. Rows go to
+`benchmarks/multitask.jsonl` as each run finishes, so a restart resumes
+where it stopped; the tables go into RESULTS.md between this script's
+markers; `--quick` (VGG16, 5 labels, one seed, one epoch a phase) prints
+them only. `--dataset=fashion_mnist`: Fashion-MNIST 0-4 (all labels) with
+5-9 at 10 and 50 labels a class.
+
+Target (issue 25): joint + fine-tune at or above the sequential default on
+every row's mean and above target-only scratch, with the source task's test
+accuracy within 0.5 points of source-only training.
+"""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import table  # noqa: E402
+import variant_runs  # noqa: E402
+
+BEGIN = "<!-- benchmarks/multitask.py: begin (generated) -->"
+END = "<!-- benchmarks/multitask.py: end -->"
+VARIANTS = {
+    "scratch": ["--weights=none"],
+    "sequential": ["--weights=source"],
+    "joint": ["--phase=multitask", "--fine_tune_epochs=0"],
+    "joint_fine_tune": ["--phase=multitask"],
+}
+# The source task as the run's target: all its labels, from scratch for
+# --pretrain_epochs (5: epochs 0 + fine_tune_epochs 5 is the scratch budget).
+SOURCE_ALONE = ["--classes=0,1,2,3,4", "--weights=none", "--epochs=0", "--fine_tune_epochs=5"]
+DATASETS = {
+    "digits": ([], "5,10,20"),
+    "fashion_mnist": (["--dataset=fashion_mnist"], "10,50"),
+}
+
+
+def _source(metrics):
+    """The source head's test accuracy at the joint phase's end."""
+    tasks = metrics.get("tasks") or []
+    return {"source_accuracy": tasks[1]["test"]["accuracy"] if len(tasks) > 1 else None}
+
+
+def source_table(rows):
+    """The source task in the joint runs against the source task alone."""
+    alone = {}
+    for row in rows:
+        if row["variant"] == "source_alone":
+            alone.setdefault((row["dataset"], row["model"]), {})[row["seed"]] = row["accuracy"]
+    groups = {}
+    for row in rows:
+        if row.get("source_accuracy") is not None:
+            groups.setdefault((row["dataset"], row["model"], row["shots"], row["variant"]),
+                              []).append(row)
+    lines = []
+    for (dataset, model, shots, variant), group in sorted(groups.items()):
+        by_seed = alone.get((dataset, model), {})
+        paired = [row for row in group if row["seed"] in by_seed]
+        joint = variant_runs.mean([row["source_accuracy"] for row in paired])
+        solo = variant_runs.mean([by_seed[row["seed"]] for row in paired])
+        lines.append((dataset, model, shots, variant, len(paired), variant_runs.cell(joint),
+                      variant_runs.cell(solo),
+                      variant_runs.cell(None if joint is None or solo is None else joint - solo,
+                                        "{:+.3f}")))
+    return table.markdown(("data", "model", "target labels a class", "variant", "seeds",
+                           "source test accuracy, joint", "source alone", "difference"), lines)
+
+
+def main():
+    parser = variant_runs.grid_parser(__doc__.split("\n\n")[0], "multitask", DATASETS,
+                                      "5,10,20 on digits, 10,50 on fashion_mnist")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    args = parser.parse_args()
+    data_flags, default_shots = DATASETS[args.dataset]
+    shots = args.shots or default_shots
+    variants = args.variants.split(",")
+    if [v for v in variants if v not in VARIANTS]:
+        parser.error(f"variants must be of {list(VARIANTS)}")
+    budget = []
+    if args.quick:
+        args.models, shots, args.seeds = "vgg16", shots.split(",")[0], "0"
+        budget = ["--epochs=1", "--fine_tune_epochs=1", "--pretrain_epochs=1",
+                  "--min_steps_per_epoch=5"]
+    work = os.path.join(args.work_dir, "quick" if args.quick else "full")
+    rows_path = args.rows or os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                          f"multitask{'_quick' if args.quick else ''}.jsonl")
+    os.makedirs(work, exist_ok=True)
+    started = time.time()
+    grid = dict(work=work, rows_path=rows_path, dataset=args.dataset,
+                models=args.models.split(","), seeds=[int(s) for s in args.seeds.split(",")],
+                flags=data_flags,
+                common=[f"--cache_dir={os.path.join(work, 'cache')}", "--noexport", *budget],
+                row_of=_source)
+    variant_runs.run_grid(shots=[int(n) for n in shots.split(",")],
+                          variants={v: VARIANTS[v] for v in variants}, **grid)
+    # Once a seed: label count 0 is all of them (--examples_per_class=0).
+    rows = variant_runs.run_grid(shots=[0], variants={"source_alone": SOURCE_ALONE}, **grid)
+    shown = [v for v in VARIANTS if v in {row["variant"] for row in rows}]
+    block = "\n".join([
+        "## Multi-task transfer (benchmarks/multitask.py)", "",
+        f"`python benchmarks/multitask.py{' --quick' if args.quick else ''}`, finished "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({(time.time() - started) / 60:.0f}"
+        " minutes this invocation; rows of earlier invocations are read from "
+        "benchmarks/multitask.jsonl). Source task: classes 0-4 with all their labels; target: "
+        "5-9. Default settings otherwise (`--pretrain_epochs=5` for the source pretraining and "
+        "the joint phase alike, `--fine_tune_epochs=6`). Target test accuracy, mean over "
+        "seeds:", "",
+        variant_runs.accuracy_table([r for r in rows if r["variant"] != "source_alone"],
+                                    shown, "joint"), "",
+        "The source task's test accuracy after the joint phase against the source task "
+        "trained alone (target: within 0.005), mean over the seeds both have:", "",
+        source_table(rows)])
+    print(block)
+    if not args.quick:
+        table.write_block(args.results, BEGIN, END, block)
+
+
+if __name__ == "__main__":
+    main()
