@@ -14,8 +14,8 @@ from keras_transfer.checks import ConfigError
 from keras_transfer.models import backbones, classifier as model_lib
 
 # The phase whose checkpoint the run exported: the last one that ran.
-CHECKPOINT_ORDER = ("semi_supervised", "fine_tune", "feature_extraction", "pretrain", "scratch",
-                    "distill")
+CHECKPOINT_ORDER = ("semi_supervised", "fine_tune", "multitask", "feature_extraction", "pretrain",
+                    "scratch", "distill")
 
 
 class FinishedRunError(ConfigError):
@@ -25,6 +25,7 @@ class FinishedRunError(ConfigError):
 def best_checkpoint(run_dir, run=None, flag="run_dir"):
     """The weights the run (a `schema.RunRecord`) exported: the phase the
     safety net kept when it discarded fine-tuning, else fine_tune, else
+    multitask (the target's classifier of the joint phase), else
     feature_extraction, else pretrain, else scratch (`--weights=none`), else
     distill (a student)."""
     kept = ((run.safety_net if run else None) or {}).get("exported_phase")

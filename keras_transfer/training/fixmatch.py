@@ -6,7 +6,7 @@ batch's loss as in every phase, plus the unlabelled batch's
 where p(weak) is the model's own prediction on the weak view (no gradient
 through it), lambda(t) `--unlabeled_weight` rising linearly from 0 over
 `--unlabeled_warmup_epochs`, and tau `--confidence_threshold` times the
-model's mean confidence on the labelled batch: AdaMatch's relative threshold
+model's mean confidence on the (global) labelled batch: AdaMatch's relative threshold
 (Berthelot et al., 2021). An absolute 0.95 is FixMatch's, trained without
 label smoothing; ours (0.1 by default) holds every confidence near 0.92 on
 five classes, and measured on digits an absolute 0.95 let 0.3 % of the pool
@@ -22,6 +22,7 @@ above the threshold (`mask_rate`) and, where the pool's labels are known
 """
 
 import keras
+import tensorflow as tf
 
 
 class FixMatchModel(keras.Model):
@@ -64,8 +65,15 @@ class FixMatchModel(keras.Model):
         """(one-hot pseudo-labels, mask of those at or above the threshold
         relative to the confidence on the `labelled` batch)."""
         weak = keras.ops.stop_gradient(keras.ops.cast(weak, "float32"))
-        ceiling = keras.ops.stop_gradient(keras.ops.mean(keras.ops.max(
-            keras.ops.cast(labelled, "float32"), axis=-1)))
+        confidence = keras.ops.max(keras.ops.cast(labelled, "float32"), axis=-1)
+        total = keras.ops.sum(confidence)
+        count = keras.ops.cast(keras.ops.shape(confidence)[0], "float32")
+        replica = tf.distribute.get_replica_context()
+        if replica is not None and replica.num_replicas_in_sync > 1:
+            # The global labelled batch's mean, not each replica's share's:
+            # the same threshold on every replica, as on one device.
+            total, count = replica.all_reduce("SUM", [total, count])
+        ceiling = keras.ops.stop_gradient(total / keras.ops.maximum(count, 1.0))
         confident = keras.ops.cast(
             keras.ops.max(weak, axis=-1) >= self.threshold * ceiling, "float32")
         return keras.ops.one_hot(keras.ops.argmax(weak, axis=-1), self.num_classes), confident
