@@ -268,7 +268,7 @@ def test_safety_net_catches_a_harmful_fine_tune(tmp_path, cache_dir, console):
                                   export=False))
     decision = metrics["safety_net"]
     assert decision["fine_tune_worse"] and decision["restored_feature_extraction"]
-    assert decision["exported_phase"] == "feature_extraction"
+    assert decision["exported_phase"] == decision["before_phase"] == "feature_extraction"
     phases = metrics["phases"]
     # The exported model is phase 1's: its test numbers, not phase 2's.
     assert metrics["test"]["accuracy"] == phases["feature_extraction"]["test"]["accuracy"]

@@ -6,6 +6,12 @@ ended below itself alone."""
 from keras_transfer.evaluation.markdown import number, table
 
 
+def phase_words(name):
+    """What the safety net compared fine-tuning with, in a sentence (runs
+    that did not record it: feature extraction)."""
+    return "the joint multi-task phase" if name == "multitask" else "feature extraction"
+
+
 def _weight(task, weighting):
     """The fixed weight, or the learned one at the last epoch."""
     if weighting != "uncertainty":

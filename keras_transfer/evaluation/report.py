@@ -158,8 +158,9 @@ def _phases(run):
     safety = run.safety_net
     if safety and "fine_tune_worse" in safety:
         verdict = ("worse" if safety["fine_tune_worse"] else "not worse")
+        before = multitask_report.phase_words(safety.get("before_phase"))
         lines += ["", f"Safety net: on validation ({safety['monitor']}), fine-tuning ended "
-                  f"{verdict} than feature extraction ({_f(safety['fine_tune'], 4)} vs "
+                  f"{verdict} than {before} ({_f(safety['fine_tune'], 4)} vs "
                   f"{_f(safety['feature_extraction'], 4)}). Exported: "
                   f"**{safety['exported_phase']}**"
                   + (" (the fine-tuned weights were discarded)."
@@ -260,8 +261,9 @@ def _at_a_glance(run):
     lines = ["## At a glance", "", f"- **Is it good?** {good}.",
              f"- **Where does it fail?** {fails}.", f"- **Did transfer help?** {helped}."]
     if safety.get("restored_feature_extraction"):
+        before = multitask_report.phase_words(safety.get("before_phase"))
         lines.append("- **Fine-tuning made it worse on validation**: the exported model "
-                     "is the feature-extraction one (safety net).")
+                     f"is that of {before} (safety net).")
     lines += [f"- **Warning:** {problem}." for problem in advice.fit_problems(run)]
     return lines + [""]
 

@@ -11,6 +11,7 @@ test split stays an honest report, never a selector.
 
 import warnings
 
+from keras_transfer.evaluation import multitask_report
 from keras_transfer.log import logger
 from keras_transfer.training import callbacks as callbacks_lib
 
@@ -51,6 +52,9 @@ def keep_best_phase(classifier, phases, config, says=True):
     restored = worse and config.keep_best_phase
     decision = {
         "monitor": monitor,
+        # What fine-tuning continued: feature extraction, or a multi-task
+        # run's joint phase (its value under the key "feature_extraction").
+        "before_phase": first.name,
         "feature_extraction": before,
         "fine_tune": after,
         "fine_tune_worse": worse,
@@ -67,10 +71,11 @@ def keep_best_phase(classifier, phases, config, says=True):
             classifier.load_weights(first.checkpoint)
     if not says:
         return decision
+    earlier = multitask_report.phase_words(first.name)
     if restored:
         logger.info(f"safety net: fine-tuning ended worse on validation ({monitor} {shown} vs "
-            f"{before:.4f} after feature extraction); the feature-extraction model "
-            "is restored and exported (--nokeep_best_phase to keep the fine-tuned one)")
+            f"{before:.4f} after {earlier}); the model of {earlier} is restored and "
+            "exported (--nokeep_best_phase to keep the fine-tuned one)")
     elif worse:
         logger.warning(f"warning: fine-tuning ended worse on validation ({monitor} {shown} vs "
             f"{before:.4f}); exporting it anyway because --nokeep_best_phase")
