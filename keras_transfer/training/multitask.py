@@ -141,9 +141,9 @@ def train_multitask_seed(config, data, resolved, ctx):
             else config.fine_tune_learning_rate)
     before = evaluate.summary(transfer.evaluate_on_test(
         classifier, ctx, data, config, "test before the joint phase").report)
-    result = phase_lib.run_phase(classifier, JOINT, train_data=train_data, epochs=config.pretrain_epochs,
-                                 learning_rate=rate, fit_model=joint_model,
-                                 steps_per_execution=1, **common)
+    result = phase_lib.run_phase(classifier, JOINT, train_data=train_data,
+                                 epochs=config.pretrain_epochs, learning_rate=rate,
+                                 fit_model=joint_model, steps_per_execution=1, **common)
     evaluations = {JOINT: transfer.evaluate_on_test(classifier, ctx, data, config,
                                                     "test after the joint phase")}
     phases = [transfer.tested(result, evaluations[JOINT], before)]
