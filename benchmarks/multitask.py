@@ -86,32 +86,13 @@ def source_table(rows):
 def main():
     parser = variant_runs.grid_parser(__doc__.split("\n\n")[0], "multitask", DATASETS,
                                       "5,10,20 on digits, 10,50 on fashion_mnist")
-    parser.add_argument("--variants", default=",".join(VARIANTS))
-    args = parser.parse_args()
-    data_flags, default_shots = DATASETS[args.dataset]
-    shots = args.shots or default_shots
-    variants = args.variants.split(",")
-    if [v for v in variants if v not in VARIANTS]:
-        parser.error(f"variants must be of {list(VARIANTS)}")
-    budget = []
-    if args.quick:
-        args.models, shots, args.seeds = "vgg16", shots.split(",")[0], "0"
-        budget = ["--epochs=1", "--fine_tune_epochs=1", "--pretrain_epochs=1",
-                  "--min_steps_per_epoch=5"]
-    work = os.path.join(args.work_dir, "quick" if args.quick else "full")
-    rows_path = args.rows or os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                          f"multitask{'_quick' if args.quick else ''}.jsonl")
-    os.makedirs(work, exist_ok=True)
+    grid = variant_runs.grid_of(parser, "multitask", DATASETS, VARIANTS)
+    args = grid.args
     started = time.time()
-    grid = dict(work=work, rows_path=rows_path, dataset=args.dataset,
-                models=args.models.split(","), seeds=[int(s) for s in args.seeds.split(",")],
-                flags=data_flags,
-                common=[f"--cache_dir={os.path.join(work, 'cache')}", "--noexport", *budget],
-                row_of=_source)
-    variant_runs.run_grid(shots=[int(n) for n in shots.split(",")],
-                          variants={v: VARIANTS[v] for v in variants}, **grid)
+    variant_runs.run_grid_of(grid, _source)
     # Once a seed: label count 0 is all of them (--examples_per_class=0).
-    rows = variant_runs.run_grid(shots=[0], variants={"source_alone": SOURCE_ALONE}, **grid)
+    rows = variant_runs.run_grid_of(grid, _source, shots=[0],
+                                    variants={"source_alone": SOURCE_ALONE})
     shown = [v for v in VARIANTS if v in {row["variant"] for row in rows}]
     block = "\n".join([
         "## Multi-task transfer (benchmarks/multitask.py)", "",

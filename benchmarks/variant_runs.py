@@ -5,6 +5,7 @@ table of test accuracy per variant, mean over seeds, with the best of a
 family of variants against training from scratch."""
 
 import argparse
+import dataclasses
 import os
 
 import numpy as np
@@ -28,6 +29,60 @@ def grid_parser(description, name, datasets, shots_help):
     parser.add_argument("--results", default=os.path.join(os.path.dirname(__file__),
                                                           "RESULTS.md"))
     return parser
+
+
+# --quick: one epoch a phase, a few steps an epoch.
+QUICK_BUDGET = ("--epochs=1", "--fine_tune_epochs=1", "--pretrain_epochs=1",
+                "--min_steps_per_epoch=5")
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """What `run_grid` takes from a variant benchmark's parsed flags."""
+
+    args: argparse.Namespace
+    data_flags: list
+    shots: list
+    variants: dict
+    work: str
+    rows_path: str
+    common: list
+
+
+def grid_of(parser, name, datasets, variants, quick_flags=()):
+    """Parses the flags of `grid_parser` (and `--variants`, of `variants`);
+    `datasets` maps a data set to (its flags, its label counts). `--quick`
+    takes VGG16, the first label count, seed 0 and `QUICK_BUDGET` plus
+    `quick_flags`, and rows of their own."""
+    parser.add_argument("--variants", default=",".join(variants))
+    args = parser.parse_args()
+    data_flags, default_shots = datasets[args.dataset]
+    shots = args.shots or default_shots
+    chosen = args.variants.split(",")
+    if [v for v in chosen if v not in variants]:
+        parser.error(f"variants must be of {list(variants)}")
+    budget = []
+    if args.quick:
+        args.models, shots, args.seeds = "vgg16", shots.split(",")[0], "0"
+        budget = [*QUICK_BUDGET, *quick_flags]
+    work = os.path.join(args.work_dir, "quick" if args.quick else "full")
+    os.makedirs(work, exist_ok=True)
+    return Grid(
+        args=args, data_flags=data_flags, shots=[int(n) for n in shots.split(",")],
+        variants={v: variants[v] for v in chosen}, work=work,
+        rows_path=args.rows or os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                            f"{name}{'_quick' if args.quick else ''}.jsonl"),
+        common=[f"--cache_dir={os.path.join(work, 'cache')}", "--noexport", *budget])
+
+
+def run_grid_of(grid, row_of, **changes):
+    """`run_grid` over `grid` (`changes`: other `shots` or `variants`)."""
+    args = grid.args
+    settings = dict(work=grid.work, rows_path=grid.rows_path, dataset=args.dataset,
+                    models=args.models.split(","), shots=grid.shots,
+                    seeds=[int(s) for s in args.seeds.split(",")], variants=grid.variants,
+                    flags=grid.data_flags, common=grid.common, row_of=row_of)
+    return run_grid(**{**settings, **changes})
 
 
 def mean(values):
