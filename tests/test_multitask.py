@@ -234,6 +234,27 @@ print(loaded.signatures["serving_pixels"](pixels=tf.zeros([1, 8, 8, 1]))["probab
     assert shape == "(1, 5)"
 
 
+def test_with_a_baseline_every_task_alone_and_sequential_transfer_stand_beside_it(tmp_path):
+    from keras_transfer.run import execute
+
+    metrics = execute.run(RunConfig(**{**TINY, "phase": "multitask", "baseline": True,
+                                       "export": False, "output_dir": str(tmp_path / "run"),
+                                       "cache_dir": str(tmp_path / "cache")}))
+    target, source = metrics["tasks"]
+    assert target["alone"] == {key: metrics["baseline"]["test"][key] for key in target["alone"]}
+    assert 0.0 <= source["alone"]["accuracy"] <= 1.0 and source["sequential"] is None
+    assert 0.0 <= target["sequential"]["accuracy"] <= 1.0
+    # The target's sequential transfer ran both phases on the cached source base.
+    assert os.listdir(tmp_path / "cache" / "source")
+    assert {"feature_extraction", "fine_tune"} <= {
+        name.split(".")[0] for name in os.listdir(tmp_path / "run" / "baseline" / "sequential"
+                                                   / "checkpoints")}
+    with open(tmp_path / "run" / "report.md", encoding="utf-8") as handle:
+        text = handle.read()
+    assert "## Tasks trained together" in text and "Sequential transfer (the source" in text
+    assert "Negative transfer" in text or "No negative transfer" in text
+
+
 def test_the_report_flags_a_task_that_scored_below_itself_alone():
     from keras_transfer.evaluation import multitask_report
 
