@@ -11,7 +11,10 @@ would type it:
   source task first, cached), then both phases on the target;
 - `joint`: `--phase=multitask --fine_tune_epochs=0`, the joint phase alone;
 - `joint_fine_tune`: `--phase=multitask`, the joint phase then the target
-  alone (`--fine_tune_epochs`).
+  alone (`--fine_tune_epochs`);
+- with `--variants`, `joint_fine_tune_proportional` and
+  `joint_fine_tune_uncertainty`: the same with `--task_sampling=proportional`
+  or `--task_weighting=uncertainty`.
 
 Beside them, once per seed, `source_alone`: the source task trained alone
 from scratch on the joint phase's budget (`--pretrain_epochs`), its test
@@ -42,7 +45,11 @@ VARIANTS = {
     "sequential": ["--weights=source"],
     "joint": ["--phase=multitask", "--fine_tune_epochs=0"],
     "joint_fine_tune": ["--phase=multitask"],
+    # With --variants: the other samplers and weightings.
+    "joint_fine_tune_proportional": ["--phase=multitask", "--task_sampling=proportional"],
+    "joint_fine_tune_uncertainty": ["--phase=multitask", "--task_weighting=uncertainty"],
 }
+DEFAULT_VARIANTS = ("scratch", "sequential", "joint", "joint_fine_tune")
 # The source task as the run's target: all its labels, from scratch for
 # --pretrain_epochs (5: epochs 0 + fine_tune_epochs 5 is the scratch budget).
 SOURCE_ALONE = ["--classes=0,1,2,3,4", "--weights=none", "--epochs=0", "--fine_tune_epochs=5"]
@@ -86,7 +93,7 @@ def source_table(rows):
 def main():
     parser = variant_runs.grid_parser(__doc__.split("\n\n")[0], "multitask", DATASETS,
                                       "5,10,20 on digits, 10,50 on fashion_mnist")
-    grid = variant_runs.grid_of(parser, "multitask", DATASETS, VARIANTS)
+    grid = variant_runs.grid_of(parser, "multitask", DATASETS, VARIANTS, DEFAULT_VARIANTS)
     args = grid.args
     started = time.time()
     variant_runs.run_grid_of(grid, _source)

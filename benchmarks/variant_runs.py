@@ -49,12 +49,13 @@ class Grid:
     common: list
 
 
-def grid_of(parser, name, datasets, variants, quick_flags=()):
-    """Parses the flags of `grid_parser` (and `--variants`, of `variants`);
-    `datasets` maps a data set to (its flags, its label counts). `--quick`
-    takes VGG16, the first label count, seed 0 and `QUICK_BUDGET` plus
-    `quick_flags`, and rows of their own."""
-    parser.add_argument("--variants", default=",".join(variants))
+def grid_of(parser, name, datasets, variants, default_variants=None, quick_flags=()):
+    """Parses the flags of `grid_parser` (and `--variants`, of `variants`,
+    by default `default_variants` or all); `datasets` maps a data set to
+    (its flags, its label counts). `--quick` takes VGG16, the first label
+    count, seed 0 and `QUICK_BUDGET` plus `quick_flags`, and rows of their
+    own."""
+    parser.add_argument("--variants", default=",".join(default_variants or variants))
     args = parser.parse_args()
     data_flags, default_shots = datasets[args.dataset]
     shots = args.shots or default_shots
