@@ -14,7 +14,9 @@ would type it:
   alone (`--fine_tune_epochs`);
 - with `--variants`, `joint_fine_tune_proportional` and
   `joint_fine_tune_uncertainty`: the same with `--task_sampling=proportional`
-  or `--task_weighting=uncertainty`.
+  or `--task_weighting=uncertainty`, and `joint_fine_tune_block3`: the heads
+  on the base cut at `block3` (VGG only), where sequential transfer
+  fine-tunes a VGG16 base pretrained on the source.
 
 Beside them, once per seed, `source_alone`: the source task trained alone
 from scratch on the joint phase's budget (`--pretrain_epochs`), its test
@@ -48,6 +50,8 @@ VARIANTS = {
     # With --variants: the other samplers and weightings.
     "joint_fine_tune_proportional": ["--phase=multitask", "--task_sampling=proportional"],
     "joint_fine_tune_uncertainty": ["--phase=multitask", "--task_weighting=uncertainty"],
+    # The heads on the base cut where sequential transfer fine-tunes VGG16's.
+    "joint_fine_tune_block3": ["--phase=multitask", "--base_layer=block3"],
 }
 DEFAULT_VARIANTS = ("scratch", "sequential", "joint", "joint_fine_tune")
 # The source task as the run's target: all its labels, from scratch for
