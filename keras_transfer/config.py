@@ -86,7 +86,9 @@ class RunConfig:
     temperature: float = 4.0
     distill_alpha: float = 0.5
     unlabeled_data: Optional[str] = None
-    autoencoder: str = "denoising"
+    # Masked beat denoising on 7 of 8 seed and label-count pairs (VGG16,
+    # digits 5-9; benchmarks/RESULTS.md, "Autoencoder pretraining").
+    autoencoder: str = "masked"
     noise_stddev: float = 0.2
     mask_ratio: float = 0.5
     pretrain_objective: str = "supervised"

@@ -99,7 +99,7 @@ def test_the_cache_key_changes_with_every_setting(tmp_path):
         32, "block4")  # A setting of the transfer phases only.
     assert path != weights.autoencoder_cache_file(base, 40, "block4")
     assert path != weights.autoencoder_cache_file(base, 32, "block3")
-    for change in (dict(autoencoder="plain"), dict(noise_stddev=0.3), dict(seed=1),
+    for change in (dict(autoencoder="plain"), dict(mask_ratio=0.7), dict(seed=1),
                    dict(pretrain_epochs=7), dict(pretrain_learning_rate=1e-3),
                    dict(batch_size=8), dict(examples_per_class=5),
                    dict(examples_per_class=5, unlabeled_data="rest"),
@@ -119,10 +119,14 @@ def test_the_cache_key_changes_with_every_setting(tmp_path):
         "digits", None, role="target", seed=0, examples_per_class=cap, **SPLITS), rest=True)
         for cap in (5, 20)]
     np.testing.assert_array_equal(pools[0].groups[0].images, pools[1].groups[0].images)
-    masked = dict(cache_dir=str(tmp_path), weights="autoencoder", autoencoder="masked")
-    assert (weights.autoencoder_cache_file(config_lib.RunConfig(**masked), 32, "block4")
-            != weights.autoencoder_cache_file(config_lib.RunConfig(**masked, mask_ratio=0.7),
+    noisy = dict(cache_dir=str(tmp_path), weights="autoencoder", autoencoder="denoising")
+    assert (weights.autoencoder_cache_file(config_lib.RunConfig(**noisy), 32, "block4")
+            != weights.autoencoder_cache_file(config_lib.RunConfig(**noisy, noise_stddev=0.3),
                                               32, "block4"))
+    # A setting of another objective than the run's is no part of its key.
+    assert path == weights.autoencoder_cache_file(
+        config_lib.RunConfig(cache_dir=str(tmp_path), weights="autoencoder", noise_stddev=0.3),
+        32, "block4")
 
 
 def test_the_pool_never_holds_a_validation_or_test_image(tmp_path):
