@@ -16,7 +16,9 @@ would type it:
   `joint_fine_tune_uncertainty`: the same with `--task_sampling=proportional`
   or `--task_weighting=uncertainty`, and `joint_fine_tune_block3`: the heads
   on the base cut at `block3` (VGG only), where sequential transfer
-  fine-tunes a VGG16 base pretrained on the source.
+  fine-tunes a VGG16 base pretrained on the source, and `*_top`: the
+  variants on the whole base (the default cut before 2026-12-02;
+  `--base_layer=auto` is now the source base's cut).
 
 Beside them, once per seed, `source_alone`: the source task trained alone
 from scratch on the joint phase's budget (`--pretrain_epochs`), its test
@@ -50,8 +52,15 @@ VARIANTS = {
     # With --variants: the other samplers and weightings.
     "joint_fine_tune_proportional": ["--phase=multitask", "--task_sampling=proportional"],
     "joint_fine_tune_uncertainty": ["--phase=multitask", "--task_weighting=uncertainty"],
-    # The heads on the base cut where sequential transfer fine-tunes VGG16's.
+    # The heads on the base cut where sequential transfer fine-tunes VGG16's
+    # (the default cut since 2026-12-02), and on the whole base (before).
     "joint_fine_tune_block3": ["--phase=multitask", "--base_layer=block3"],
+    "joint_top": ["--phase=multitask", "--fine_tune_epochs=0", "--base_layer=top"],
+    "joint_fine_tune_top": ["--phase=multitask", "--base_layer=top"],
+    "joint_fine_tune_proportional_top": ["--phase=multitask", "--task_sampling=proportional",
+                                         "--base_layer=top"],
+    "joint_fine_tune_uncertainty_top": ["--phase=multitask", "--task_weighting=uncertainty",
+                                        "--base_layer=top"],
 }
 DEFAULT_VARIANTS = ("scratch", "sequential", "joint", "joint_fine_tune")
 # The source task as the run's target: all its labels, from scratch for

@@ -126,8 +126,9 @@ def define_flags():
                         "ImageNet or file weights, all for a source-task base), top (last "
                         "block/stage), all, a block name (block4, conv4) or a layer name.")
     flags.DEFINE_string("base_layer", _default("base_layer"), "Where the base ends: auto "
-                        "(top for ImageNet or file weights; for a source-task base the block "
-                        "below the top one, VGG's block3 when fine-tuned), top (its output), "
+                        "(top for ImageNet or file weights; for a source-task base, and for "
+                        "phase=multitask from random weights, the block below the top one, "
+                        "VGG's block3 when fine-tuned), top (its output), "
                         "a block name (block4, conv4: that block's output) or a layer name; "
                         "the head pools what comes out there.")
     flags.DEFINE_float("dropout", _default("dropout"), "Dropout before the head.")
