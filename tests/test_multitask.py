@@ -141,13 +141,15 @@ def test_multitask_settings_that_cannot_work_are_refused(settings, says):
         RunConfig(**settings)
 
 
-def test_a_task_that_shares_the_targets_classes_is_refused():
-    from keras_transfer.data import task_streams, tasks
+def test_a_task_that_shares_the_targets_classes_is_refused_before_anything_is_written(
+        tmp_path):
+    from keras_transfer.run import execute
 
-    config = RunConfig(phase="multitask", source_classes=("4", "5", "6"))
-    target = tasks.load_for(config, "target", None, "digits", 4)
+    config = RunConfig(phase="multitask", source_classes=("4", "5", "6"),
+                       output_dir=str(tmp_path / "run"))
     with pytest.raises(ConfigError, match=r"shares its classes \['5', '6'\]"):
-        task_streams.load_tasks(config, target)
+        execute.run(config)
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.fixture(scope="module")

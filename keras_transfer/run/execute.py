@@ -158,7 +158,8 @@ def _train(prepared, ctx):
                                        teacher.checkpoint)
         return outcome, [repeats.scores_of(outcome)]
     if config.phase == multitask_checks.MULTITASK:
-        outcome = multitask.train_multitask_seed(config, data, prepared.resolved, ctx)
+        outcome = multitask.train_multitask_seed(config, prepared.tasks, prepared.resolved,
+                                                 ctx)
         return outcome, [repeats.scores_of(outcome)]
     return repeats.run(config, ctx, lambda seed_config, seed_ctx: transfer.train_seed(
         seed_config, data, prepared.resolved, seed_ctx, prepared.previous))

@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from keras_transfer import (config as config_lib, data_checks, disk_space, multitask_checks,
                             outputs, schema)
-from keras_transfer.data import summary as data_summary, tasks
+from keras_transfer.data import summary as data_summary, task_streams, tasks
 from keras_transfer.log import logger
 from keras_transfer.models import backbones, classifier as model_lib, weights
 from keras_transfer.run import teacher as teacher_lib
@@ -39,6 +39,8 @@ class PreparedRun:
       lock: the `outputs.FolderLock` this process holds on `output_dir` for
         the run's life (None on a worker: only the chief holds the folder).
       teacher: with `--phase=distill`, the run the student learns from.
+      tasks: with `--phase=multitask`, every task (`task_streams.Task`), the
+        target's first.
     """
 
     config: config_lib.RunConfig
@@ -52,6 +54,7 @@ class PreparedRun:
     state: str
     lock: Optional[outputs.FolderLock]
     teacher: Optional[teacher_lib.Teacher] = None
+    tasks: tuple = ()
 
 
 def resolve_image_size(config, data):
@@ -130,6 +133,9 @@ def prepare(config, strategy, writes):
                           config.examples_per_class)
     teacher_lib.check_same_test_split(teacher, data)
     data = tasks.with_unlabeled(config, data)
+    # The other tasks' data is checked as the target's, before any writing.
+    task_list = (task_streams.load_tasks(config, data)
+                 if config.phase == multitask_checks.MULTITASK else ())
     image_size = resolve_image_size(config, data)
     resolved = weights.resolve(config, image_size)
     unfreeze = backbones.resolve_unfreeze(config.unfreeze, resolved.kind)
@@ -160,7 +166,8 @@ def prepare(config, strategy, writes):
         raise
     return PreparedRun(config=config, data=data, image_size=image_size, resolved=resolved,
                        unfreeze=unfreeze, output_dir=output_dir, run_config=run_config,
-                       previous=previous, state=state, lock=lock, teacher=teacher)
+                       previous=previous, state=state, lock=lock, teacher=teacher,
+                       tasks=task_list)
 
 
 def _record_settings(config, image_size, unfreeze, output_dir, state, previous):

@@ -115,10 +115,11 @@ def _with_baselines(config, data, ctx, task_list, results, target_alone):
             for index, (result, score) in enumerate(zip(results, alone))]
 
 
-def train_multitask_seed(config, data, resolved, ctx):
-    """The joint phase, then (with `--fine_tune_epochs`) the target alone;
-    returns a `transfer.SeedOutcome` whose `multitask` is a `MultitaskResult`."""
-    task_list = task_streams.load_tasks(config, data)
+def train_multitask_seed(config, task_list, resolved, ctx):
+    """The joint phase on `task_list` (`task_streams.Task`s, the target's
+    first), then (with `--fine_tune_epochs`) the target alone; returns a
+    `transfer.SeedOutcome` whose `multitask` is a `MultitaskResult`."""
+    data = task_list[0].data
     replicas = ctx.strategy.num_replicas_in_sync
     train_data, steps, sizes = task_streams.training_stream(
         task_list, config, ctx.image_size, ctx.global_batch, replicas)
