@@ -38,11 +38,11 @@ class MultiTaskModel(keras.Model):
         self.log_variances = self.add_weight(
             shape=(len(heads),), initializer="zeros", name="log_variances",
             trainable=uncertainty) if uncertainty else None
-        # Keras losses, not plain means: their reduction divides by the
+        # A Keras loss, not a plain mean: its reduction divides by the
         # replicas as the compiled loss does, so the gradients summed over
-        # replicas weigh every task alike under every strategy.
-        self._task_losses = [keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
-                             for _ in heads]
+        # replicas weigh every task alike under every strategy. Stateless:
+        # one serves every task.
+        self._task_loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
         self._label_smoothing = label_smoothing
         self._task_metrics = [
             (keras.metrics.Mean(name=f"{name}_loss"),
@@ -66,9 +66,8 @@ class MultiTaskModel(keras.Model):
         if not isinstance(y_pred, (tuple, list)):  # Validation: the target's loss.
             return super().compute_loss(x, y, y_pred, sample_weight, training=training)
         weights = self.task_weights()
-        total = sum(weights[i] * loss(labels, keras.ops.cast(predicted, "float32"))
-                    for i, (loss, labels, predicted) in enumerate(zip(self._task_losses, y,
-                                                                       y_pred)))
+        total = sum(weights[i] * self._task_loss(labels, keras.ops.cast(predicted, "float32"))
+                    for i, (labels, predicted) in enumerate(zip(y, y_pred)))
         if self.log_variances is not None:
             # Not a per-image loss: the replicas' gradients are summed, so
             # each contributes its share.
