@@ -24,7 +24,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 import keras_transfer
-from conftest import run_python
+from conftest import built_once, run_python
 from keras_transfer.models import backbones
 from keras_transfer.serving import export
 from keras_transfer.models import classifier as model_lib
@@ -169,38 +169,42 @@ def _spread_head(model, images):
     head.set_weights([kernel, -features.mean(axis=0) @ kernel])
 
 
+def _classifier_and_export(tmp_path_factory, name, seed, classes, channels, images):
+    """A VGG16 classifier with a head spread over `images`, and its export.
+
+    The export (and the weights it was made from) is written once per test
+    session (`built_once`): the test processes take these tests in turns,
+    and a module fixture rebuilt at each turn would export again."""
+    keras.utils.set_random_seed(seed)
+    model = model_lib.build_classifier(
+        backbones.get("vgg16"), len(classes), image_size=IMAGE_SIZE, channels=channels
+    )
+
+    def build(folder):
+        _spread_head(model, images if channels == 3 else images[..., None])
+        model.save_weights(str(folder / "classifier.weights.h5"))
+        export.export_model(model, str(folder / "export"), classes,
+                            image_size=IMAGE_SIZE, channels=channels)
+
+    folder = built_once(tmp_path_factory, name, build)
+    model.load_weights(str(folder / "classifier.weights.h5"))
+    return dict(model=model, path=str(folder / "export" / "1"), images=images)
+
+
 @pytest.fixture(scope="module")
 def gray(tmp_path_factory):
     """A 1-channel VGG16 classifier, its export, and digits as 8x8 uint8."""
-    keras.utils.set_random_seed(0)
-    model = model_lib.build_classifier(
-        backbones.get("vgg16"), len(GRAY_CLASSES), image_size=IMAGE_SIZE, channels=1
-    )
     digits = load_digits()
     picks = [int(np.flatnonzero(digits.target == d)[0]) for d in range(10)]
     images = (digits.images[picks] * 15).astype(np.uint8)  # 0-16 -> 0-240.
-    _spread_head(model, images[..., None])
-    base = str(tmp_path_factory.mktemp("gray_export"))
-    path = export.export_model(
-        model, base, GRAY_CLASSES, image_size=IMAGE_SIZE, channels=1
-    )
-    return dict(model=model, base=base, path=path, images=images)
+    return _classifier_and_export(tmp_path_factory, "gray_export", 0, GRAY_CLASSES, 1, images)
 
 
 @pytest.fixture(scope="module")
 def rgb(tmp_path_factory):
     """A 3-channel classifier served images of a different size (20x24)."""
-    keras.utils.set_random_seed(1)
-    model = model_lib.build_classifier(
-        backbones.get("vgg16"), len(RGB_CLASSES), image_size=IMAGE_SIZE, channels=3
-    )
     images = np.random.default_rng(1).integers(0, 256, (6, 20, 24, 3), dtype=np.uint8)
-    _spread_head(model, images)
-    base = str(tmp_path_factory.mktemp("rgb_export"))
-    path = export.export_model(
-        model, base, RGB_CLASSES, image_size=IMAGE_SIZE, channels=3
-    )
-    return dict(model=model, base=base, path=path, images=images)
+    return _classifier_and_export(tmp_path_factory, "rgb_export", 1, RGB_CLASSES, 3, images)
 
 
 def _requests(gray, rgb, folder):
@@ -275,16 +279,21 @@ def _requests(gray, rgb, folder):
 
 @pytest.fixture(scope="module")
 def served(gray, rgb, tmp_path_factory):
-    """Outputs of `serving_default` in a TensorFlow-only process, and what the
-    in-memory Keras models give for the same pixels."""
-    folder = str(tmp_path_factory.mktemp("requests"))
-    requests, expected = _requests(gray, rgb, folder)
-    requests_file = os.path.join(folder, "requests.json")
-    with open(requests_file, "w") as handle:
-        json.dump(requests, handle)
-    result = run_python(["-c", SERVE_CODE, requests_file])
-    assert result.returncode == 0, result.stderr[-3000:]
-    outputs = json.loads(result.stdout.strip().splitlines()[-1])
+    """Outputs of `serving_default` in a TensorFlow-only process (asked once
+    per test session), and what the in-memory Keras models give for the same
+    pixels."""
+    def build(folder):
+        requests, _ = _requests(gray, rgb, str(folder))
+        requests_file = os.path.join(folder, "requests.json")
+        with open(requests_file, "w") as handle:
+            json.dump(requests, handle)
+        result = run_python(["-c", SERVE_CODE, requests_file])
+        assert result.returncode == 0, result.stderr[-3000:]
+        (folder / "outputs.json").write_text(result.stdout.strip().splitlines()[-1])
+
+    folder = built_once(tmp_path_factory, "export_served", build)
+    outputs = json.loads((folder / "outputs.json").read_text())
+    _, expected = _requests(gray, rgb, str(tmp_path_factory.mktemp("requests")))
     references = {
         name: None if isinstance(pixels, str) else
         setup["model"].predict_on_batch(pixels.astype(np.float32))
