@@ -114,7 +114,10 @@ def test_batchnorm_statistics_stay_put_while_fine_tuning():
     before = [np.array(bn.moving_mean), np.array(bn.moving_variance)]
     conv = model_lib.base_of(classifier).get_layer("conv5_block3_3_conv")
     kernel_before = np.array(conv.kernel)
-    classifier.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
+    # Eagerly: what the layers do in a step is the question, and tracing a
+    # ResNet50's training step would take most of this test's time.
+    classifier.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy",
+                       run_eagerly=True)
     labels = keras.utils.to_categorical([0, 1, 2, 0], 3)
     classifier.fit(_pixels(3, size=32), labels, epochs=1, verbose=0)
     np.testing.assert_array_equal(before[0], bn.moving_mean)
@@ -130,7 +133,7 @@ def test_scratch_model_updates_batchnorm_statistics():
     bn = model_lib.base_of(classifier).get_layer("bn_Conv1")
     assert bn.momentum == 0.9
     before = np.array(bn.moving_mean)
-    classifier.compile(optimizer="adam", loss="categorical_crossentropy")
+    classifier.compile(optimizer="adam", loss="categorical_crossentropy", run_eagerly=True)
     classifier.fit(_pixels(3, size=32), keras.utils.to_categorical([0, 1, 2, 0], 3),
                    epochs=1, verbose=0)
     assert not np.array_equal(before, bn.moving_mean)

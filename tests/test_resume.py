@@ -97,35 +97,43 @@ def test_killed_at_every_stage_the_same_command_finishes_the_run(tmp_path):
     assert not (output_dir / "backup").exists()
 
 
-@pytest.mark.parametrize("sent", [signal.SIGKILL, signal.SIGINT])
-def test_a_kill_from_outside_mid_phase_resumes(tmp_path, sent):
+def _epoch_saved(state):
+    return outputs.read_json(str(state))["epoch"] if state.exists() else 0
+
+
+def test_a_ctrl_c_and_a_kill_from_outside_mid_phase_resume(tmp_path):
+    """Ctrl-C (SIGINT) mid-phase stops with one line saying how to continue;
+    the same command resumes, is killed (SIGKILL) from outside at another
+    epoch, and the same command again finishes the phase."""
     output_dir = tmp_path / "run"
     # --weights=none: one phase, the whole network from scratch, 4 epochs.
     command = _command(output_dir, tmp_path / "cache", weights="none", epochs=0,
                        fine_tune_epochs=4)
-    with open(tmp_path / "stderr", "w") as stderr:
-        # SIGINT as a terminal sends it, even where CI starts us with it ignored.
-        process = subprocess.Popen(
-            command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-        state = output_dir / "backup" / "scratch" / "state.json"
-        deadline = time.time() + 300
-        while not state.exists() and process.poll() is None and time.time() < deadline:
-            time.sleep(0.05)
-        process.send_signal(sent)
-        process.wait(timeout=300)
-    if sent == signal.SIGKILL:
-        assert process.returncode == -signal.SIGKILL
-    else:  # Ctrl-C: one line saying how to continue, no traceback.
+    state = output_dir / "backup" / "scratch" / "state.json"
+    for sent, after_epoch in ((signal.SIGINT, 1), (signal.SIGKILL, 2)):
+        with open(tmp_path / "stderr", "w") as stderr:
+            # SIGINT as a terminal sends it, even where CI starts us with it ignored.
+            process = subprocess.Popen(
+                command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr,
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+            deadline = time.time() + 300
+            while (_epoch_saved(state) < after_epoch and process.poll() is None
+                   and time.time() < deadline):
+                time.sleep(0.05)
+            process.send_signal(sent)
+            process.wait(timeout=300)
         said = (tmp_path / "stderr").read_text()
-        assert process.returncode == 130, said[-3000:]
-        assert "interrupted; the same command continues the run" in said
-        assert "Traceback" not in said, said[-3000:]
+        if sent == signal.SIGKILL:
+            assert process.returncode == -signal.SIGKILL, said[-3000:]
+        else:  # Ctrl-C: one line saying how to continue, no traceback.
+            assert process.returncode == 130, said[-3000:]
+            assert "interrupted; the same command continues the run" in said
+            assert "Traceback" not in said, said[-3000:]
     result = _run(command)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = outputs.read_json(str(output_dir / "metrics.json"))
     assert metrics["phases"]["scratch"]["epochs_run"] == 4
-    assert metrics["resumed"]["from_epoch"]["scratch"] >= 1
+    assert metrics["resumed"]["from_epoch"]["scratch"] >= 2
 
 
 INTERRUPTED = {"model": "vgg16", "classes": ["5", "6"], "image_size": 32, "weights": "auto",
