@@ -5,6 +5,7 @@ cause of a traceback."""
 import glob
 import json
 import os
+import shutil
 
 import numpy as np
 
@@ -42,18 +43,24 @@ def test_a_damaged_source_base_is_set_aside_and_pretrained_again(tmp_path, conso
     assert integrity.problem(folder) is None
     assert source.pretrain_base_if_needed(config, resolved, **settings) is None  # Cached.
     manifest = os.path.join(folder, integrity.MANIFEST)
+    # Each kind of damage is seen (in a copy of the entry)...
     for damage, says in [(_truncate, "bytes, not the"),
                          (_garble, "is not the file written (its checksum differs)"),
                          (os.remove, "no manifest")]:
-        console.readouterr()
-        damage(manifest if damage is os.remove else resolved.load)
-        assert source.pretrain_base_if_needed(config, resolved, **settings) is not None
-        printed = console.readouterr().out
-        assert f"the cache entry {folder} is damaged" in printed and says in printed, printed
-        assert "pretraining the base on the source task" in printed
-        assert integrity.problem(folder) is None  # Whole again.
-    # Each damaged file is kept beside the new one, never deleted.
-    assert len(glob.glob(resolved.load + ".damaged-*")) == 3
+        copy = str(tmp_path / f"copy_{damage.__name__}")
+        shutil.copytree(folder, copy)
+        damage(os.path.join(copy, os.path.basename(manifest if damage is os.remove
+                                                   else resolved.load)))
+        assert says in integrity.problem(copy)
+    # ...and a damaged entry is set aside and pretrained again.
+    _garble(resolved.load)
+    assert source.pretrain_base_if_needed(config, resolved, **settings) is not None
+    printed = console.readouterr().out
+    assert f"the cache entry {folder} is damaged" in printed and "checksum differs" in printed
+    assert "pretraining the base on the source task" in printed
+    assert integrity.problem(folder) is None  # Whole again.
+    # The damaged file is kept beside the new one, never deleted.
+    assert len(glob.glob(resolved.load + ".damaged-*")) == 1
     # And the base loads: the rebuilt entry is a real one.
     model_lib.build_classifier(backbones.get("vgg16"), 5, image_size=32, channels=1,
                                base_weights=resolved.load)
