@@ -328,19 +328,3 @@ def test_zero_feature_extraction_epochs_goes_straight_to_fine_tuning(tmp_path, c
     assert metrics["phases"]["fine_tune"]["first_epoch"] == 0
 
 
-@pytest.fixture
-def op_determinism_restored():
-    yield
-    # Not public API: only the test needs to switch it off again.
-    from tensorflow.python.framework import config as tf_config  # noqa: E402
-
-    tf_config.disable_op_determinism()
-
-
-def test_deterministic_runs_give_bit_identical_weights(tmp_path, op_determinism_restored):
-    fingerprints = []
-    for name in ("first", "second"):
-        config = config_lib.RunConfig(**{**TINY, "weights": "none", "deterministic": True,
-                                         "output_dir": str(tmp_path / name), "export": False})
-        fingerprints.append(run_lib.run(config)["weights_fingerprint"])
-    assert fingerprints[0] == fingerprints[1]
