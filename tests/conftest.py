@@ -38,6 +38,13 @@ def pytest_configure(config):
         flags.FLAGS(["pytest"])
 
 
+def pytest_collection_modifyitems(items):
+    """The tests marked `long` (a minute or more of whole runs) first: the
+    test processes then end on short tests, together, instead of one of them
+    idling while the other finishes a long test it took last."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory):
     """One source-pretrained-base cache for the whole session."""

@@ -57,6 +57,7 @@ def _one_line(result, folder):
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
 
 
+@pytest.mark.long
 def test_a_full_output_folder_stops_in_one_line_and_the_same_command_finishes(
         small_disk, cache_dir):
     disk, resize = small_disk

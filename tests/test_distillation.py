@@ -67,46 +67,42 @@ def _digest(path):
         return hashlib.sha256(handle.read()).hexdigest()
 
 
-def _distill(output_dir, teacher, kill_at=None, **overrides):
+def _distill(output_dir, teacher, pool, kill_at=None, **overrides):
     settings = {**TINY, "phase": "distill", "teacher": teacher, "model": "mobilenet_v3_small",
-                "weights": "none", "examples_per_class": 2, "unlabeled_data": "rest", "epochs": 2,
-                "fine_tune_epochs": 0, "early_stopping_patience": 0,
+                "weights": "none", "examples_per_class": 2, "unlabeled_data": str(pool),
+                "epochs": 2, "fine_tune_epochs": 0, "early_stopping_patience": 0,
                 "deterministic": True, "verbose": 2, "output_dir": output_dir, **overrides}
     return run_main(settings, kill_at)
 
 
+@pytest.mark.long
 def test_a_student_killed_mid_distillation_finishes_as_if_never_stopped(teacher, tmp_path):
     """Killed after its first epoch, the same command finishes the student
     bit-identical to one never stopped; the teacher's files are untouched, the
-    export holds the student alone and its card names the teacher.
+    export holds the student alone and its card names the teacher. It learns
+    an unlabelled folder (`--unlabeled_data=FOLDER`) from its teacher too."""
+    from test_messy_folders import encode, write
 
-    With `--unlabeled_data=rest`: the training images beyond
-    `--examples_per_class` join with their labels hidden (never a validation
-    or test image); the metrics count the labelled ones. The run never
-    stopped adds `--baseline`: the same student from scratch, and the share
-    of the teacher's lead over it that the distilled student kept."""
+    pool = tmp_path / "pool"
+    for index in range(4):
+        write(str(pool / f"{index}.png"), encode("PNG", size=(16, 16)))
     checkpoint = os.path.join(teacher, "checkpoints", "scratch.weights.h5")
     before = _digest(checkpoint)
-    killed = _distill(str(tmp_path / "run"), teacher, kill_at="distill:1")
+    killed = _distill(str(tmp_path / "run"), teacher, pool, kill_at="distill:1")
     assert killed.returncode == -9, killed.stdout[-2000:] + killed.stderr[-3000:]
-    resumed = _distill(str(tmp_path / "run"), teacher)
+    resumed = _distill(str(tmp_path / "run"), teacher, pool)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "phase distill resumed after epoch 1" in resumed.stdout
     assert "recording the teacher's outputs" in resumed.stdout
-    whole = _distill(str(tmp_path / "whole"), teacher, export=False, baseline=True)
+    whole = _distill(str(tmp_path / "whole"), teacher, pool, export=False)
     assert whole.returncode == 0, whole.stderr[-3000:]
     metrics = outputs.read_json(str(tmp_path / "run" / "metrics.json"))
-    never_stopped = outputs.read_json(str(tmp_path / "whole" / "metrics.json"))
-    assert metrics["weights_fingerprint"] == never_stopped["weights_fingerprint"]
+    assert metrics["weights_fingerprint"] == outputs.read_json(
+        str(tmp_path / "whole" / "metrics.json"))["weights_fingerprint"]
     assert _digest(checkpoint) == before
     entry = metrics["distillation"]
-    sizes = metrics["dataset"]["split_sizes"]
-    # What validation and test do not hold of digits 5-9 is the training split.
-    total = int(np.isin(load_digits().target, [5, 6, 7, 8, 9]).sum())
-    assert entry["labelled"] == sizes["train"] == 10  # 5 classes, 2 labels each.
-    assert entry["unlabelled"] == total - sizes["validation"] - sizes["test"] - 10
-    assert ("10 labelled and %d unlabelled training images" % entry["unlabelled"]) in (
-        resumed.stdout)
+    assert (entry["labelled"], entry["unlabelled"]) == (10, 4)  # 5 classes, 2 labels each.
+    assert "10 labelled and 4 unlabelled training images" in resumed.stdout
     assert entry["teacher"]["model"] == "vgg16" and entry["student"]["model"] == (
         "mobilenet_v3_small")
     assert 0.0 <= entry["agreement"] <= 1.0
@@ -120,16 +116,6 @@ def test_a_student_killed_mid_distillation_finishes_as_if_never_stopped(teacher,
     assert metrics["phases"]["distill"]["epochs_run"] == 2
     assert metrics["dataset"]["test_fingerprint"] == outputs.read_json(
         os.path.join(teacher, "metrics.json"))["dataset"]["test_fingerprint"]
-    baseline = never_stopped["distillation"]
-    scratch, teacher_accuracy = (never_stopped["baseline"]["test"]["accuracy"],
-                                 baseline["teacher"]["test"]["accuracy"])
-    assert baseline["scratch_test_accuracy"] == scratch
-    if teacher_accuracy > scratch:
-        assert np.isclose(baseline["gap_closed"], (never_stopped["test"]["accuracy"] - scratch)
-                          / (teacher_accuracy - scratch), atol=1e-4)
-    report = open(tmp_path / "whole" / "report.md").read()
-    assert "## Distillation" in report and "| `mobilenet_v3_small` from scratch (same budget) |" in (
-        report)
     export = str(tmp_path / "run" / "export" / "1")
     served = run_python(f"""
 import json, numpy as np, tensorflow as tf
@@ -173,6 +159,39 @@ def test_a_student_on_other_data_than_its_teacher_is_refused(teacher, tmp_path):
         config_lib.RunConfig(phase="distill", teacher=teacher, unlabeled_data="rest",
                              examples_per_class=2, class_weight="balanced")
     assert not (tmp_path / "student").exists()  # Refused before anything was written.
+
+
+def test_the_rest_of_the_training_split_is_learnt_from_the_teacher_alone(teacher, tmp_path,
+                                                                         console):
+    """`--unlabeled_data=rest`: the training images beyond
+    `--examples_per_class` join with their labels hidden (never a validation
+    or test image); the metrics count the labelled ones."""
+    from keras_transfer.run import execute
+
+    metrics = execute.run(config_lib.RunConfig(**{
+        **TINY, "phase": "distill", "teacher": teacher, "weights": "none",
+        "model": "mobilenet_v3_small", "examples_per_class": 2, "unlabeled_data": "rest",
+        "fine_tune_epochs": 0, "export": False, "baseline": True,
+        "output_dir": str(tmp_path / "student")}))
+    entry = metrics["distillation"]
+    sizes = metrics["dataset"]["split_sizes"]
+    # What validation and test do not hold of digits 5-9 is the training split.
+    total = int(np.isin(load_digits().target, [5, 6, 7, 8, 9]).sum())
+    assert entry["labelled"] == sizes["train"] == 10
+    assert entry["unlabelled"] == total - sizes["validation"] - sizes["test"] - 10
+    assert ("10 labelled and %d unlabelled training images" % entry["unlabelled"]) in (
+        console.readouterr().out)
+    # With --baseline: the same student from scratch, and the share of the
+    # teacher's lead over it that the distilled student kept.
+    scratch, teacher_accuracy = (metrics["baseline"]["test"]["accuracy"],
+                                 entry["teacher"]["test"]["accuracy"])
+    assert entry["scratch_test_accuracy"] == scratch
+    if teacher_accuracy > scratch:
+        assert np.isclose(entry["gap_closed"], (metrics["test"]["accuracy"] - scratch)
+                          / (teacher_accuracy - scratch), atol=1e-4)
+    report = open(tmp_path / "student" / "report.md").read()
+    assert "## Distillation" in report and "| `mobilenet_v3_small` from scratch (same budget) |" in (
+        report)
 
 
 def test_training_metrics_count_the_labelled_images_only():
@@ -235,18 +254,3 @@ def test_an_unlabelled_folder_joins_an_in_memory_dataset_at_its_size(tmp_path):
     pool = unlabeled.load(str(tmp_path / "pool"), data, policy(tmp_path))
     assert pool.examples.images.shape == (1, 8, 8, 1)
     assert pool.examples.images.dtype == data.train.images.dtype
-
-
-def test_a_student_learns_an_unlabelled_folder_from_its_teacher(teacher, tmp_path):
-    from test_messy_folders import encode, write
-
-    from keras_transfer.run import execute
-
-    for index in range(4):
-        write(str(tmp_path / "pool" / f"{index}.png"), encode("PNG", size=(16, 16)))
-    metrics = execute.run(config_lib.RunConfig(**{
-        **TINY, "phase": "distill", "teacher": teacher, "weights": "none",
-        "model": "mobilenet_v3_small", "unlabeled_data": str(tmp_path / "pool"),
-        "fine_tune_epochs": 0, "export": False, "output_dir": str(tmp_path / "student")}))
-    assert metrics["distillation"]["unlabelled"] == 4
-    assert metrics["distillation"]["labelled"] == metrics["dataset"]["split_sizes"]["train"]

@@ -85,6 +85,7 @@ def test_multi_worker_needs_a_shared_output_dir():
         config_lib.RunConfig(strategy="multi_worker")
 
 
+@pytest.mark.long
 def test_two_workers_survive_a_dead_worker_and_train_like_one_device(tmp_path):
     """Two worker processes under MultiWorkerMirroredStrategy: source
     pretraining and both phases. Worker 1 is killed during fine-tuning: the

@@ -227,6 +227,7 @@ def test_source_base_is_cached_and_reused(tmp_path, cache_dir):
         "probabilities"].shape == (2, 5)
 
 
+@pytest.mark.long
 def test_baseline_repeated_over_seeds_reports_mean_and_spread(tmp_path, cache_dir,
                                                               random_vgg16_base):
     # Feature extraction only, to keep it to four short fits (the other runs
@@ -286,6 +287,7 @@ def test_a_diverged_run_says_so_on_the_console(tmp_path, cache_dir, console):
     assert "warning: the model outputs NaN for" in console.readouterr().out
 
 
+@pytest.mark.long
 def test_weights_none_trains_the_whole_network_from_scratch(tmp_path, cache_dir, console):
     """Not a head on a frozen random base: every layer trains, from the
     first epoch, at the from-scratch rate, for both phases' epochs, with

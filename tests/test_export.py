@@ -188,7 +188,8 @@ def _classifier_and_export(tmp_path_factory, name, seed, classes, channels, imag
 
     folder = built_once(tmp_path_factory, name, build)
     model.load_weights(str(folder / "classifier.weights.h5"))
-    return dict(model=model, path=str(folder / "export" / "1"), images=images)
+    return dict(model=model, base=str(folder / "export"), path=str(folder / "export" / "1"),
+                images=images)
 
 
 @pytest.fixture(scope="module")

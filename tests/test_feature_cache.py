@@ -100,6 +100,7 @@ def test_augmented_copies_are_different_views_drawn_one_per_epoch(tmp_path):
     assert max(len(views) for views in seen) >= 2
 
 
+@pytest.mark.long
 def test_a_run_on_recorded_features_equals_one_without(tmp_path, console, random_vgg16_base):
     from conftest import TINY
     from keras_transfer import config as config_lib

@@ -236,6 +236,7 @@ print(loaded.signatures["serving_pixels"](pixels=tf.zeros([1, 8, 8, 1]))["probab
     assert shape == "(1, 5)"
 
 
+@pytest.mark.long
 def test_with_a_baseline_every_task_alone_and_sequential_transfer_stand_beside_it(tmp_path):
     from keras_transfer.run import execute
 

@@ -45,6 +45,7 @@ def _killed(result):
     assert result.returncode == -signal.SIGKILL, result.stdout[-2000:] + result.stderr[-3000:]
 
 
+@pytest.mark.long
 def test_killed_at_every_stage_the_same_command_finishes_the_run(tmp_path):
     """Killed during source pretraining, phase 1, phase 2 (while saving its
     backup) and the export; each restart continues, a restart with other
@@ -101,6 +102,7 @@ def _epoch_saved(state):
     return outputs.read_json(str(state))["epoch"] if state.exists() else 0
 
 
+@pytest.mark.long
 def test_a_ctrl_c_and_a_kill_from_outside_mid_phase_resume(tmp_path):
     """Ctrl-C (SIGINT) mid-phase stops with one line saying how to continue;
     the same command resumes, is killed (SIGKILL) from outside at another

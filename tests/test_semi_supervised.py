@@ -146,6 +146,7 @@ def _run(output_dir, cache, kill_at=None):
     return run_main(settings, kill_at)
 
 
+@pytest.mark.long
 def test_killed_mid_phase_the_same_command_resumes_and_records_the_pool(tmp_path):
     """From scratch with FixMatch, killed after the first of two epochs: the
     same command resumes the phase; the history has the mask rate and the
