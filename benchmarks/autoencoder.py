@@ -17,7 +17,7 @@ count and seed, one `python -m keras_transfer.main` run per variant on digits
 `--dataset=fashion_mnist` runs the Fashion-MNIST case instead: all ten
 classes, 100 labels a class, the autoencoder on the whole training split
 without labels (about 49,000 images; no source task shares the classes), as
-`scratch` and `ae_denoising` by default.
+`scratch` and `ae_masked` (the default objective) by default.
 
 The autoencoder with `rest` is one cached base per backbone, objective and
 seed, shared by every label count. Each run's test accuracy and, for the
@@ -57,7 +57,7 @@ DEFAULT_VARIANTS = "scratch,source,ae_plain,ae_denoising,ae_masked"
 DATASETS = {
     "digits": ([], "5,10,20", DEFAULT_VARIANTS),
     "fashion_mnist": (["--dataset=fashion_mnist", "--classes=" + ",".join(map(str, range(10)))],
-                      "100", "scratch,ae_denoising"),
+                      "100", "scratch,ae_masked"),
 }
 
 
@@ -105,7 +105,7 @@ def main():
         parser.error(f"unknown variants {unknown}; known: {list(VARIANTS)}")
     if args.quick:
         args.models, args.shots, args.seeds = "vgg16", args.shots.split(",")[0], "0"
-        variants = ["scratch", "ae_denoising"]
+        variants = ["scratch", "ae_masked"]
     work = os.path.join(args.work_dir, "quick" if args.quick else "full")
     rows_path = args.rows or os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                           f"autoencoder{'_quick' if args.quick else ''}.jsonl")

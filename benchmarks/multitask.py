@@ -63,6 +63,8 @@ VARIANTS = {
                                         "--base_layer=top"],
 }
 DEFAULT_VARIANTS = ("scratch", "sequential", "joint", "joint_fine_tune")
+# What a variant tried on fewer seeds is set beside.
+BESIDE = ("scratch", "sequential", "joint_fine_tune")
 # The source task as the run's target: all its labels, from scratch for
 # --pretrain_epochs (5: epochs 0 + fine_tune_epochs 5 is the scratch budget).
 SOURCE_ALONE = ["--classes=0,1,2,3,4", "--weights=none", "--epochs=0", "--fine_tune_epochs=5"]
@@ -113,7 +115,9 @@ def main():
     # Once a seed: label count 0 is all of them (--examples_per_class=0).
     rows = variant_runs.run_grid_of(grid, _source, shots=[0],
                                     variants={"source_alone": SOURCE_ALONE})
-    shown = [v for v in VARIANTS if v in {row["variant"] for row in rows}]
+    present = {row["variant"] for row in rows}
+    shown = [v for v in DEFAULT_VARIANTS if v in present]
+    others = [v for v in VARIANTS if v in present and v not in DEFAULT_VARIANTS]
     block = "\n".join([
         "## Multi-task transfer (benchmarks/multitask.py)", "",
         f"`python benchmarks/multitask.py{' --quick' if args.quick else ''}`, finished "
@@ -125,6 +129,8 @@ def main():
         "seeds:", "",
         variant_runs.accuracy_table([r for r in rows if r["variant"] != "source_alone"],
                                     shown, "joint"), "",
+        *([f"Other variants, each beside {', '.join(BESIDE)} on the seeds it has:", "",
+           variant_runs.variants_beside(rows, others, BESIDE), ""] if others else []),
         "The source task's test accuracy after the joint phase against the source task "
         "trained alone (target: within 0.005), mean over the seeds both have:", "",
         source_table(rows)])

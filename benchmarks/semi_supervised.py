@@ -53,6 +53,8 @@ VARIANTS = {
                                "--confidence_threshold=0.8", *POOL],
 }
 DEFAULT_VARIANTS = ("scratch", "supervised", "semi_fixmatch", "semi_self_training")
+# What a variant tried on fewer seeds is set beside.
+BESIDE = ("scratch", "supervised")
 DATASETS = {
     "digits": ([], "5,10,20"),
     "fashion_mnist": (["--dataset=fashion_mnist", "--classes=" + ",".join(map(str, range(10)))],
@@ -92,7 +94,9 @@ def main():
     args = grid.args
     started = time.time()
     rows = variant_runs.run_grid_of(grid, _pool)
-    shown = [v for v in VARIANTS if v in {row["variant"] for row in rows}]
+    present = {row["variant"] for row in rows}
+    shown = [v for v in DEFAULT_VARIANTS if v in present]
+    others = [v for v in VARIANTS if v in present and v not in DEFAULT_VARIANTS]
     block = "\n".join([
         "## Semi-supervised transfer (benchmarks/semi_supervised.py)", "",
         f"`python benchmarks/semi_supervised.py{' --quick' if args.quick else ''}`, finished "
@@ -102,6 +106,8 @@ def main():
         "rest of the training split as the unlabelled pool, default settings otherwise. Test "
         "accuracy, mean over seeds:", "",
         variant_runs.accuracy_table(rows, shown, "semi_"), "",
+        *([f"Other variants, each beside {', '.join(BESIDE)} on the seeds it has:", "",
+           variant_runs.variants_beside(rows, others, BESIDE), ""] if others else []),
         "What the unlabelled images did, mean over seeds:", "", pool_table(rows)])
     print(block)
     if not args.quick:

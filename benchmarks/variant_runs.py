@@ -125,28 +125,55 @@ def run_grid(*, work, rows_path, dataset, models, shots, seeds, variants, flags,
     return rows
 
 
-def accuracy_table(rows, variants, family):
-    """Test accuracy per variant (mean over the seeds all its variants have)
-    for each data set, backbone and label count, and the best variant whose
-    name starts with `family` against `scratch`."""
+def _by_row(rows):
+    """{(data set, backbone, label count): {variant: its rows}}."""
     groups = {}
     for row in rows:
         groups.setdefault((row.get("dataset", "digits"), row["model"], row["shots"]),
                           {}).setdefault(row["variant"], []).append(row)
+    return groups
+
+
+def _seeds_of(by_variant, variants):
+    """The seeds every one of `variants` has rows for."""
+    return set.intersection(set(), *[]) if not variants else set.intersection(
+        *[{r["seed"] for r in by_variant.get(v, [])} for v in variants])
+
+
+def _mean_on(by_variant, variant, seeds):
+    return mean([r["accuracy"] for r in by_variant.get(variant, []) if r["seed"] in seeds])
+
+
+def accuracy_table(rows, variants, family):
+    """Test accuracy per variant (mean over the seeds all of `variants`
+    have) for each data set, backbone and label count, and the best variant
+    whose name starts with `family` against `scratch`."""
     lines = []
-    for (dataset, model, shots), by_variant in sorted(groups.items()):
+    for (dataset, model, shots), by_variant in sorted(_by_row(rows).items()):
         # Side by side on the same seeds: those every variant of the row has
         # (a benchmark stopped mid-seed has some variants one seed ahead).
-        paired = set.intersection(*[{r["seed"] for r in group}
-                                    for group in by_variant.values()])
-        means = {v: mean([r["accuracy"] for r in by_variant.get(v, []) if r["seed"] in paired])
-                 for v in variants}
+        paired = _seeds_of(by_variant, [v for v in variants if v in by_variant])
+        means = {v: _mean_on(by_variant, v, paired) for v in variants}
         members = {v: m for v, m in means.items() if v.startswith(family) and m is not None}
         best = max(members, key=members.get) if members else None
-        seeds = len(paired)
         lift = (None if best is None or means.get("scratch") is None
                 else members[best] - means["scratch"])
-        lines.append((dataset, model, shots, seeds, *[cell(means[v]) for v in variants],
+        lines.append((dataset, model, shots, len(paired), *[cell(means[v]) for v in variants],
                       best or "n/a", cell(lift, "{:+.3f}")))
     return table.markdown(("data", "model", "labels a class", "seeds", *variants,
                            f"best {family}*", f"best {family}* - scratch"), lines)
+
+
+def variants_beside(rows, others, beside):
+    """Each of the variants `others` (tried on fewer seeds than the main
+    table's) beside the variants `beside`, all on the seeds that variant has
+    and they have too."""
+    lines = []
+    for (dataset, model, shots), by_variant in sorted(_by_row(rows).items()):
+        for variant in [v for v in others if v in by_variant]:
+            seeds = _seeds_of(by_variant, [variant, *[v for v in beside if v in by_variant]])
+            lines.append((dataset, model, shots, variant, len(seeds),
+                          cell(_mean_on(by_variant, variant, seeds)),
+                          *[cell(_mean_on(by_variant, v, seeds)) for v in beside]))
+    return table.markdown(("data", "model", "labels a class", "variant", "seeds",
+                           "its test accuracy", *beside), lines)
