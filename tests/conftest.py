@@ -38,13 +38,6 @@ def pytest_configure(config):
         flags.FLAGS(["pytest"])
 
 
-def pytest_xdist_auto_num_workers(config):
-    """`--numprocesses=auto`: one test process more than there are cores.
-    Part of a test's time is spent waiting (on the runs it starts in fresh
-    processes, on a killed worker's timeout), and the extra process fills it."""
-    return len(os.sched_getaffinity(0)) + 1
-
-
 def pytest_collection_modifyitems(items):
     """The tests marked `long` (a minute or more of whole runs) first: the
     test processes then end on short tests, together, instead of one of them
