@@ -136,8 +136,9 @@ def _by_row(rows):
 
 def _seeds_of(by_variant, variants):
     """The seeds every one of `variants` has rows for."""
-    return set.intersection(set(), *[]) if not variants else set.intersection(
-        *[{r["seed"] for r in by_variant.get(v, [])} for v in variants])
+    if not variants:
+        return set()
+    return set.intersection(*[{r["seed"] for r in by_variant.get(v, [])} for v in variants])
 
 
 def _mean_on(by_variant, variant, seeds):

@@ -108,3 +108,22 @@ def test_the_record_is_named_from_the_repository_or_in_full(tmp_path, monkeypatc
     assert transfer_quality.shown_path(record) == os.path.join("benchmarks",
                                                                "transfer_quality.jsonl")
     assert transfer_quality.shown_path(str(tmp_path / "r.jsonl")) == str(tmp_path / "r.jsonl")
+
+
+def test_variants_are_compared_on_the_seeds_they_share():
+    """The main table pairs the seeds all its variants have; a variant tried
+    on fewer seeds is set beside them on its own seeds, never mixed in."""
+    import variant_runs
+
+    def row(variant, seed, accuracy):
+        return {"model": "vgg16", "shots": 5, "seed": seed, "variant": variant,
+                "accuracy": accuracy}
+
+    rows = [row("scratch", 0, 0.8), row("scratch", 1, 0.6), row("joint", 0, 0.9),
+            row("joint", 1, 0.7), row("joint", 2, 0.1),  # Seed 2: only one variant so far.
+            row("joint_top", 0, 0.5)]
+    main = variant_runs.accuracy_table(rows, ["scratch", "joint"], "joint").splitlines()[-1]
+    assert main == "| digits | vgg16 | 5 | 2 | 0.700 | 0.800 | joint | +0.100 |"
+    beside = variant_runs.variants_beside(rows, ["joint_top"], ["scratch", "joint"])
+    assert beside.splitlines()[-1] == (
+        "| digits | vgg16 | 5 | joint_top | 1 | 0.500 | 0.800 | 0.900 |")
