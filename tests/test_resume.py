@@ -19,6 +19,7 @@ import pytest
 
 from conftest import REPO, TINY
 from keras_transfer import faults, outputs
+from keras_transfer.training import backup as backup_lib
 
 SETTINGS = {**TINY, "model": "vgg16", "classes": "5,6", "examples_per_class": 8,
             "source_examples_per_class": 8, "epochs": 2, "fine_tune_epochs": 2,
@@ -98,10 +99,6 @@ def test_killed_at_every_stage_the_same_command_finishes_the_run(tmp_path):
     assert not (output_dir / "backup").exists()
 
 
-def _epoch_saved(state):
-    return outputs.read_json(str(state))["epoch"] if state.exists() else 0
-
-
 @pytest.mark.long
 def test_a_ctrl_c_and_a_kill_from_outside_mid_phase_resume(tmp_path):
     """Ctrl-C (SIGINT) mid-phase stops with one line saying how to continue;
@@ -111,7 +108,7 @@ def test_a_ctrl_c_and_a_kill_from_outside_mid_phase_resume(tmp_path):
     # --weights=none: one phase, the whole network from scratch, 4 epochs.
     command = _command(output_dir, tmp_path / "cache", weights="none", epochs=0,
                        fine_tune_epochs=4)
-    state = output_dir / "backup" / "scratch" / "state.json"
+    backup = str(output_dir / "backup" / "scratch")
     for sent, after_epoch in ((signal.SIGINT, 1), (signal.SIGKILL, 2)):
         with open(tmp_path / "stderr", "w") as stderr:
             # SIGINT as a terminal sends it, even where CI starts us with it ignored.
@@ -119,8 +116,8 @@ def test_a_ctrl_c_and_a_kill_from_outside_mid_phase_resume(tmp_path):
                 command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr,
                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
             deadline = time.time() + 300
-            while (_epoch_saved(state) < after_epoch and process.poll() is None
-                   and time.time() < deadline):
+            while ((backup_lib.read_state(backup) or {"epoch": 0})["epoch"] < after_epoch
+                   and process.poll() is None and time.time() < deadline):
                 time.sleep(0.05)
             process.send_signal(sent)
             process.wait(timeout=300)
