@@ -93,7 +93,8 @@ class RunConfig:
     mask_ratio: float = 0.5
     pretrain_objective: str = "supervised"
     semi_supervised: str = "none"
-    confidence_threshold: float = 0.95
+    # None: the method's own (`semi_supervised_checks.DEFAULT_CONFIDENCE_THRESHOLD`).
+    confidence_threshold: Optional[float] = None
     unlabeled_ratio: int = 7
     unlabeled_weight: float = 1.0
     unlabeled_warmup_epochs: int = 1
@@ -135,6 +136,12 @@ class RunConfig:
             return self.fine_tune_learning_rate
         return (self.scratch_learning_rate if weights_kind in backbones.TRAINED_HERE + ("none",)
                 else 1e-4)
+
+    @property
+    def resolved_confidence_threshold(self):
+        """`--confidence_threshold`, else `--semi_supervised`'s own default."""
+        return semi_supervised_checks.confidence_threshold(self.semi_supervised,
+                                                           self.confidence_threshold)
 
     @property
     def resolved_source_dataset(self):

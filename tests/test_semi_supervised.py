@@ -4,6 +4,9 @@ pseudo-label accuracy on a case where it is known, a pool without validation
 or test images, a run killed mid-phase that resumes, and the refusals."""
 
 
+import dataclasses
+import types
+
 import keras
 import numpy as np
 import pytest
@@ -138,6 +141,22 @@ def test_semi_supervised_settings_that_cannot_work_are_refused(settings, says):
         config_lib.RunConfig(**settings)
 
 
+@pytest.mark.parametrize("method,given,used", [("fixmatch", None, 0.95),
+                                               ("self_training", None, 0.8),
+                                               ("self_training", 0.95, 0.95),
+                                               ("fixmatch", 0.7, 0.7)])
+def test_each_method_has_its_own_threshold_unless_one_is_given(method, given, used):
+    """The run and its report both use the method's own default, or the
+    threshold given."""
+    from keras_transfer.evaluation import semi_report
+
+    config = config_lib.RunConfig(semi_supervised=method, unlabeled_data="rest",
+                                  examples_per_class=3, confidence_threshold=given)
+    assert config.resolved_confidence_threshold == used
+    run = types.SimpleNamespace(config=dataclasses.asdict(config), phases={}, safety_net=None)
+    assert f"pseudo-labels at confidence >= {used:g} x" in "\n".join(semi_report.section(run))
+
+
 def _run(output_dir, cache, kill_at=None):
     settings = {**TINY, "semi_supervised": "fixmatch", "unlabeled_data": "rest",
                 "unlabeled_ratio": 2, "confidence_threshold": 0.5, "weights": "none",
@@ -201,8 +220,6 @@ def test_self_training_pseudo_labels_the_confident_pool_images_and_counts_the_ri
     the pool images kept are those at tau times its mean confidence on the
     labelled images or above, labelled with its answer, and the accuracy is
     counted against the labels hidden from training."""
-    import types
-
     from keras_transfer.data import tasks
     from keras_transfer.training import self_training
 

@@ -4,6 +4,7 @@ the pool's labels are known, how many of those pseudo-labels were right),
 and whether the semi-supervised model beat the supervised one on
 validation."""
 
+from keras_transfer import semi_supervised_checks
 from keras_transfer.evaluation.markdown import number, table
 
 
@@ -35,13 +36,15 @@ def section(run):
     rows = [row for name, phase in run.phases.items() if "mask_rate" in phase["history"]
             for row in _epochs(name, phase)]
     safety = run.safety_net or {}
+    threshold = semi_supervised_checks.confidence_threshold(
+        config["semi_supervised"], config.get("confidence_threshold"))
     how = (f"{config['unlabeled_ratio']} unlabelled images per labelled one a step"
            if config["semi_supervised"] == "fixmatch" else
            f"{config.get('self_training_rounds')} round(s), the pool labelled by the model "
            "as each round starts")
     return ["## Semi-supervised", "",
             f"`{config['semi_supervised']}` on `--unlabeled_data={config['unlabeled_data']}`, "
-            f"{how}, pseudo-labels at confidence >= {config['confidence_threshold']:g} x the "
+            f"{how}, pseudo-labels at confidence >= {threshold:g} x the "
             "model's mean confidence on labelled images, from "
             "the supervised model the safety net keeps. Per epoch, the share of unlabelled "
             "images above the threshold and how many of those pseudo-labels were right:", "",

@@ -49,7 +49,7 @@ def pseudo_label(classifier, data, config, ctx, round_number):
         classifier, pool, data, config, ctx, f"pseudo-labelling the pool (round {round_number})")
     labelled, _ = _probabilities(classifier, data.train, data, config, ctx,
                                  "the labelled images' confidence")
-    threshold = config.confidence_threshold * float(labelled.max(axis=1).mean())
+    threshold = config.resolved_confidence_threshold * float(labelled.max(axis=1).mean())
     confident = probabilities.max(axis=1) >= threshold
     chosen = indices[confident]  # An image that cannot be read now is left out.
     answers = probabilities[confident].argmax(axis=1)

@@ -29,14 +29,15 @@ def fit_inputs(classifier, data, config, *, strategy, image_size, global_batch):
         pool, num_classes=data.num_classes, known=known, image_size=image_size,
         batch_size=global_batch * config.unlabeled_ratio, seed=config.seed,
         augment=config.augment)
+    threshold = config.resolved_confidence_threshold
     with strategy.scope():  # Its metrics' variables, as the optimizer's.
         model = fixmatch.FixMatchModel(
-            classifier, num_classes=data.num_classes, threshold=config.confidence_threshold,
+            classifier, num_classes=data.num_classes, threshold=threshold,
             weight=config.unlabeled_weight,
             warmup_steps=steps * config.unlabeled_warmup_epochs, labels_known=known)
     logger.info(f"fixmatch: {len(pool):,} unlabelled images, "
                 f"{global_batch * config.unlabeled_ratio} a step beside {global_batch} "
-                f"labelled, pseudo-labels at confidence >= {config.confidence_threshold:g} x the "
+                f"labelled, pseudo-labels at confidence >= {threshold:g} x the "
                 f"mean confidence on the labelled batch, "
                 f"their loss weighted {config.unlabeled_weight:g} after "
                 f"{config.unlabeled_warmup_epochs} warm-up epoch(s)")
