@@ -18,7 +18,9 @@ would type it:
   on the base cut at `block3` (VGG only), where sequential transfer
   fine-tunes a VGG16 base pretrained on the source, and `*_top`: the
   variants on the whole base (the default cut before 2026-12-02;
-  `--base_layer=auto` is now the source base's cut).
+  `--base_layer=auto` is now the source base's cut), and
+  `joint_fine_tune_all`: every task fine-tuned together after the joint
+  phase (`--fine_tune_tasks=all`).
 
 Beside them, once per seed, `source_alone`: the source task trained alone
 from scratch on the joint phase's budget (`--pretrain_epochs`), its test
@@ -55,6 +57,8 @@ VARIANTS = {
     # The heads on the base cut where sequential transfer fine-tunes VGG16's
     # (the default cut since 2026-12-02), and on the whole base (before).
     "joint_fine_tune_block3": ["--phase=multitask", "--base_layer=block3"],
+    # Every task fine-tuned together after the joint phase.
+    "joint_fine_tune_all": ["--phase=multitask", "--fine_tune_tasks=all"],
     "joint_top": ["--phase=multitask", "--fine_tune_epochs=0", "--base_layer=top"],
     "joint_fine_tune_top": ["--phase=multitask", "--base_layer=top"],
     "joint_fine_tune_proportional_top": ["--phase=multitask", "--task_sampling=proportional",

@@ -104,6 +104,7 @@ class RunConfig:
     task_weights: Tuple[float, ...] = ()
     task_weighting: str = "fixed"
     export_heads: str = "target"
+    fine_tune_tasks: str = "target"
     verbose: int = 2
 
     def __post_init__(self):

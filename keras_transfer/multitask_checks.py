@@ -17,6 +17,10 @@ TASK_SAMPLING = ("joint", "proportional")
 # (Kendall, Gal and Cipolla, 2018).
 TASK_WEIGHTING = ("fixed", "uncertainty")
 EXPORT_HEADS = ("target", "all")
+# What the fine-tuning after the joint phase trains: the target alone, or
+# every task still together (at the fine-tuning rate and schedule), so the
+# other tasks keep regularising the shared base and every head stays on it.
+FINE_TUNE_TASKS = ("target", "all")
 # Between a `--tasks` entry's dataset and its classes: dataset specs (folders
 # included) may hold ':' and ','.
 CLASSES_MARK = "@"
@@ -50,6 +54,7 @@ def validate(config):
     validate_choice("task_sampling", config.task_sampling, TASK_SAMPLING)
     validate_choice("task_weighting", config.task_weighting, TASK_WEIGHTING)
     validate_choice("export_heads", config.export_heads, EXPORT_HEADS)
+    validate_choice("fine_tune_tasks", config.fine_tune_tasks, FINE_TUNE_TASKS)
     for entry in config.tasks:
         data_checks.validate_dataset_spec("tasks", parse_task(entry).dataset)
     for weight in config.task_weights:
@@ -58,7 +63,8 @@ def validate(config):
     if config.phase != MULTITASK:
         changed = [name for name, default in (
             ("tasks", ()), ("task_weights", ()), ("task_weighting", "fixed"),
-            ("task_sampling", "joint"), ("export_heads", "target"))
+            ("task_sampling", "joint"), ("export_heads", "target"),
+            ("fine_tune_tasks", "target"))
             if getattr(config, name) != default]
         require(not changed, f"{', '.join(changed)} apply to phase=multitask. "
                 f"Received: phase={config.phase!r}")
@@ -70,12 +76,14 @@ def validate(config):
     require(not config.task_weights or config.task_weighting == "fixed",
             "task_weights are fixed weights; task_weighting=uncertainty learns them. "
             f"Received: task_weights={','.join(map(str, config.task_weights))}")
-    # After the joint phase only the target trains: the other heads would
-    # sit on a base that moved under them.
-    require(config.export_heads == "target" or not config.fine_tune_epochs,
+    # Target-only fine-tuning moves the base under the other heads.
+    require(config.export_heads == "target" or not config.fine_tune_epochs
+            or config.fine_tune_tasks == "all",
             "export_heads=all exports the jointly trained heads; target-only fine-tuning "
-            "moves the base under the others: pass --fine_tune_epochs=0. Received: "
-            f"fine_tune_epochs={config.fine_tune_epochs}")
+            "moves the base under the others: pass --fine_tune_tasks=all (every task "
+            "fine-tuned together) or --fine_tune_epochs=0. Received: "
+            f"fine_tune_epochs={config.fine_tune_epochs}, "
+            f"fine_tune_tasks={config.fine_tune_tasks!r}")
     require(config.weights not in ("source", "autoencoder"),
             "phase=multitask trains the source task together with the target, from --weights "
             "(none, imagenet, auto or a file); a base pretrained on the source first is "

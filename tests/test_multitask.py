@@ -131,7 +131,9 @@ def test_tasks_of_uneven_sizes_step_together_for_the_longest_ones_epoch():
     (dict(tasks=("fashion_mnist",)), "apply to phase=multitask"),
     (dict(phase="multitask", task_weights=(1.0,)), "one weight per task"),
     (dict(phase="multitask", weights="source"), "sequential transfer"),
-    (dict(phase="multitask", export_heads="all"), "--fine_tune_epochs=0"),
+    (dict(phase="multitask", export_heads="all"), "--fine_tune_tasks=all"),
+    (dict(phase="multitask", fine_tune_tasks="some"), "fine_tune_tasks must be one of"),
+    (dict(fine_tune_tasks="all"), "apply to phase=multitask"),
     (dict(phase="multitask", task_weights=(1.0, 2.0), task_weighting="uncertainty"),
      "learns them"),
     (dict(phase="multitask", tasks=("digits@3",)), "two classes or more"),
@@ -152,12 +154,45 @@ def test_a_task_that_shares_the_targets_classes_is_refused_before_anything_is_wr
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("fine_tune_tasks", ["target", "all"])
+def test_the_safety_net_restores_every_head_of_the_joint_phase(tmp_path, fine_tune_tasks):
+    """Fine-tuning that ended worse: the joint phase's weights come back to
+    the shared base and the target's head, and with `--fine_tune_tasks=all`
+    (where the other heads trained on) to every head."""
+    from keras_transfer.training import multitask, multitask_model, phase as phase_lib
+
+    heads = _two_heads()
+    joint_model = multitask_model.MultiTaskModel(heads, ["target", "source"])
+    joint_model(_batch()[0])
+    checkpoints = {}
+    for value, name in ((0.0, multitask.JOINT), (1.0, "fine_tune")):
+        for variable in joint_model.weights:
+            variable.assign(np.full(variable.shape, value, np.float32))
+        checkpoints[name] = phase_lib.checkpoint_path(str(tmp_path), name)
+        os.makedirs(os.path.dirname(checkpoints[name]), exist_ok=True)
+        heads[0].save_weights(checkpoints[name])
+        joint_model.save_weights(phase_lib.checkpoint_path(str(tmp_path), name, joint_model))
+    phases = [phase_lib.PhaseResult(
+        name=name, history={"val_loss": [loss]}, epochs_run=1, best_epoch=index + 1,
+        best_val_loss=loss, seconds=0.0, first_epoch=index, learning_rate=1e-3,
+        checkpoint=checkpoints[name], best_value=loss)
+        for index, (name, loss) in enumerate(((multitask.JOINT, 0.5), ("fine_tune", 0.9)))]
+    config = RunConfig(phase="multitask", fine_tune_tasks=fine_tune_tasks)
+    decision = multitask._keep_best(heads[0], joint_model, phases, config, str(tmp_path))
+    assert decision["exported_phase"] == multitask.JOINT
+    assert all(np.all(np.asarray(v) == 0.0) for v in heads[0].weights)
+    other_head = heads[1].get_layer("head1").kernel
+    assert np.all(np.asarray(other_head) == (0.0 if fine_tune_tasks == "all" else 1.0))
+
+
 @pytest.fixture(scope="module")
 def killed_and_resumed(tmp_path_factory):
     """A joint phase of two epochs with learned weights, killed after the
-    first, resumed by the same command, every head exported."""
+    first, resumed by the same command, then every task fine-tuned together
+    for an epoch, every head exported."""
     def build(folder):
-        settings = {**TINY, "phase": "multitask", "pretrain_epochs": 2, "fine_tune_epochs": 0,
+        settings = {**TINY, "phase": "multitask", "pretrain_epochs": 2, "fine_tune_epochs": 1,
+                    "fine_tune_tasks": "all",
                     "task_weighting": "uncertainty", "export_heads": "all",
                     "tasks": "digits@0,1", "output_dir": str(folder / "run"),
                     "cache_dir": str(folder / "cache"), "verbose": 2}
@@ -174,8 +209,11 @@ def test_killed_mid_phase_the_same_command_resumes_and_records_every_task(killed
     said = (killed_and_resumed / "stdout").read_text()
     assert "phase multitask resumed after epoch 1" in said, said
     metrics = outputs.read_json(str(killed_and_resumed / "run" / "metrics.json"))
-    assert list(metrics["phases"]) == ["multitask"]
+    assert list(metrics["phases"]) == ["multitask", "fine_tune"]
     history = metrics["phases"]["multitask"]["history"]
+    # Fine-tuned together: every task's loss in that phase too.
+    assert all(len(metrics["phases"]["fine_tune"]["history"][f"{name}_loss"]) == 1
+               for name in ("target", "source", "task3"))
     tasks = {task["name"]: task for task in metrics["tasks"]}
     assert list(tasks) == ["target", "source", "task3"]
     assert (tasks["task3"]["dataset"], tasks["task3"]["class_names"]) == ("digits", ["0", "1"])
@@ -186,8 +224,11 @@ def test_killed_mid_phase_the_same_command_resumes_and_records_every_task(killed
         # Learned weights: moved from 1 by the second epoch.
         assert history[f"{name}_weight"][0] != 1.0
         assert 0.0 <= task["test"]["accuracy"] <= 1.0 and task["validation"]["accuracy"] >= 0
-    assert tasks["target"]["test"] == {key: metrics["test"][key]
-                                       for key in tasks["target"]["test"]}
+    # The target's joint-phase scores are that phase's; the run's are the kept phase's.
+    joint_test = metrics["phases"]["multitask"]["test"]
+    assert tasks["target"]["test"] == {key: joint_test[key] for key in tasks["target"]["test"]}
+    kept = metrics["phases"][metrics["safety_net"]["exported_phase"]]["test"]
+    assert {key: metrics["test"][key] for key in kept} == kept
 
 
 def test_every_head_is_served_from_one_saved_model_in_a_fresh_process(killed_and_resumed):

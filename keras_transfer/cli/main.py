@@ -96,6 +96,10 @@ def define_flags():
     flags.DEFINE_enum("export_heads", _default("export_heads"), multitask_checks.EXPORT_HEADS,
                       "phase=multitask: export the target's classifier, or all heads (one "
                       "signature per task, each with its labels).")
+    flags.DEFINE_enum("fine_tune_tasks", _default("fine_tune_tasks"),
+                      multitask_checks.FINE_TUNE_TASKS, "phase=multitask: what the "
+                      "fine-tuning after the joint phase trains: the target alone, or all "
+                      "tasks together (the others keep regularising the shared base).")
     flags.DEFINE_string("output_dir", None, "Folder for everything the run writes "
                         "(default: a new runs/MODEL-PHASE-TIMESTAMP).")
     flags.DEFINE_enum("strategy", _default("strategy"), config_lib.STRATEGIES,

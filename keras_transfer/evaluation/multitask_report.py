@@ -22,7 +22,7 @@ def _weight(task, weighting):
 
 def _final(task, final_test):
     """The task's test accuracy as the run ends: the target's exported
-    model; another task's head after any target-only fine-tuning."""
+    model; another task's head after any fine-tuning kept."""
     if task["name"] == "target":
         return final_test["accuracy"]
     return (task.get("test_after_fine_tune") or task["test"])["accuracy"]
@@ -49,13 +49,14 @@ def section(run):
              number(_final(task, run.test), 4),
              number(task["alone"]["accuracy"], 4) if task.get("alone") else "n/a")
             for task in run.tasks]
+    end = ("another task's head fine-tuned with it" if config.get("fine_tune_tasks") == "all"
+           else "another task's head after target-only fine-tuning moved the base")
     lines = ["## Tasks trained together", "",
              f"One base, a head per task, {config['task_sampling']} sampling, "
              f"{config['task_weighting']} loss weights; the joint phase's best epoch is the "
              "target's (validation). Test accuracy after the joint phase, as the run ends "
-             "(the target's export; another task's head after target-only fine-tuning "
-             "moved the base), and of the same task trained alone from scratch "
-             "(`--baseline`):", "",
+             f"(the target's export; {end}), and of the same task trained alone from "
+             "scratch (`--baseline`):", "",
              *table(("task", "data", "training images", "loss weight", "validation",
                      "test, joint", "test, end", "test, alone"), rows), ""]
     target = run.tasks[0]

@@ -8,8 +8,9 @@ from random weights (BatchNormalization learning its statistics, as from
 scratch) or at the fine-tuning rate from ImageNet or file weights. Its best
 epoch is the target's, by `--monitor` on the target's validation split;
 every other task is then scored on its own validation and test splits.
-The target-only fine-tuning continues as phase 2 of a transfer run does,
-and the safety net keeps the joint model when fine-tuning ends worse.
+The fine-tuning continues as phase 2 of a transfer run does, on the target
+alone or, with `--fine_tune_tasks=all`, on every task's stream as the joint
+phase; the safety net keeps the joint model when fine-tuning ends worse.
 """
 
 import dataclasses
@@ -31,8 +32,9 @@ class TaskResult:
     """One task of the joint phase: its data, weight, per-epoch training
     history (`<task>_loss`, `<task>_accuracy`, `<task>_weight`) and its
     scores at the joint phase's best epoch; the target's `test` is the
-    run's own. `test_after_fine_tune`: where target-only fine-tuning
-    followed, what it left of this task (its head no longer trains)."""
+    run's own. `test_after_fine_tune`: where the fine-tuned model is kept,
+    this task's head after it (trained on with `--fine_tune_tasks=all`,
+    else left on a base that moved under it)."""
 
     name: str
     dataset: str
@@ -115,6 +117,16 @@ def _with_baselines(config, data, ctx, task_list, results, target_alone):
             for index, (result, score) in enumerate(zip(results, alone))]
 
 
+def _keep_best(classifier, joint_model, phases, config, output_dir):
+    """The safety net; where every task was fine-tuned, restoring the joint
+    phase restores every head with the base they share."""
+    if config.fine_tune_tasks != "all":
+        return safety_net.keep_best_phase(classifier, phases, config)
+    joint = dataclasses.replace(phases[0], checkpoint=phase_lib.checkpoint_path(
+        output_dir, JOINT, joint_model))
+    return safety_net.keep_best_phase(joint_model, [joint, *phases[1:]], config)
+
+
 def train_multitask_seed(config, task_list, resolved, ctx):
     """The joint phase on `task_list` (`task_streams.Task`s, the target's
     first), then (with `--fine_tune_epochs`) the target alone; returns a
@@ -163,18 +175,23 @@ def train_multitask_seed(config, task_list, resolved, ctx):
     decision = None
     if config.fine_tune_epochs:
         model_lib.set_trainable_for_phase(classifier, config.backbone, "fine_tune", ctx.unfreeze)
+        if config.fine_tune_tasks == "all":  # Every task's stream, as the joint phase.
+            trains = dict(train_data=train_data, fit_model=joint_model, steps_per_execution=1)
+        else:
+            trains = dict(train_data=pipeline.training_datasets(
+                data, config, ctx.image_size, ctx.global_batch)[0])
         fine_tune = phase_lib.run_phase(
             classifier, "fine_tune", epochs=config.fine_tune_epochs,
             learning_rate=config.fine_tune_learning_rate, schedule=config.fine_tune_schedule,
-            first_epoch=result.epochs_run, train_data=pipeline.training_datasets(
-                data, config, ctx.image_size, ctx.global_batch)[0], **common)
+            first_epoch=result.epochs_run, **trains, **common)
         evaluations["fine_tune"] = transfer.evaluate_on_test(classifier, ctx, data, config,
                                                              "test after fine-tuning")
         phases.append(transfer.tested(fine_tune, evaluations["fine_tune"], phases[0].test))
-        results = [results[0]] + [dataclasses.replace(
-            task, test_after_fine_tune=_split_scores(head, spec, "test", ctx, config))
-            for task, head, spec in zip(results[1:], heads[1:], task_list[1:])]
-        decision = safety_net.keep_best_phase(classifier, phases, config)
+        decision = _keep_best(classifier, joint_model, phases, config, ctx.output_dir)
+        if not decision["restored_feature_extraction"]:  # Else every head is the joint one.
+            results = [results[0]] + [dataclasses.replace(
+                task, test_after_fine_tune=_split_scores(head, spec, "test", ctx, config))
+                for task, head, spec in zip(results[1:], heads[1:], task_list[1:])]
     kept = decision["exported_phase"] if decision else phases[-1].name
     baseline = None
     if config.baseline:

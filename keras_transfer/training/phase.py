@@ -103,6 +103,13 @@ def learning_rate_schedule(schedule, learning_rate, total_steps):
     raise ValueError(f"schedule must be cosine or constant. Received: schedule={schedule!r}")
 
 
+def checkpoint_path(output_dir, name, fit_model=None):
+    """Where phase `name` keeps its best epoch's weights: the classifier's,
+    or with `fit_model` that model's (every head of a multi-task model)."""
+    suffix = f".{fit_model.name}" if fit_model is not None else ""
+    return os.path.join(output_dir, "checkpoints", f"{name}{suffix}.weights.h5")
+
+
 def _callbacks(output_dir, name, config, confusion_metric, class_names, checkpoint,
                resuming):
     os.makedirs(os.path.dirname(checkpoint), exist_ok=True)
@@ -182,9 +189,9 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
         metrics = compile_classifier(fitted, strategy, rate, config, len(class_names), loss)
     backup_dir = os.path.join(backup_root or output_dir, "backup", name)
     resuming = backup_lib.read_state(backup_dir) is not None
-    checkpoint = os.path.join(output_dir, "checkpoints", f"{name}.weights.h5")
-    fit_checkpoint = checkpoint if fitted is model else os.path.join(
-        output_dir, "checkpoints", f"{name}.{fitted.name}.weights.h5")
+    checkpoint = checkpoint_path(output_dir, name)
+    fit_checkpoint = checkpoint if fitted is model else checkpoint_path(output_dir, name,
+                                                                        fitted)
     _, report, callbacks = _callbacks(output_dir, name, config, metrics and metrics[-1],
                                       class_names, fit_checkpoint, resuming)
     backup = backup_lib.PhaseBackup(
