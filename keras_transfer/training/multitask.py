@@ -129,7 +129,8 @@ def _keep_best(classifier, joint_model, phases, config, output_dir):
 
 def train_multitask_seed(config, task_list, resolved, ctx):
     """The joint phase on `task_list` (`task_streams.Task`s, the target's
-    first), then (with `--fine_tune_epochs`) the target alone; returns a
+    first), then (with `--fine_tune_epochs`) fine-tuning, of the target alone
+    or of every task (`--fine_tune_tasks`); returns a
     `transfer.SeedOutcome` whose `multitask` is a `MultitaskResult`."""
     data = task_list[0].data
     replicas = ctx.strategy.num_replicas_in_sync
