@@ -109,16 +109,21 @@ def main():
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--seeds", default="0", help="seeds of every route (the folder "
                         "and its split stay the same; initialisation and shuffling change)")
+    parser.add_argument("--routes", default=None, help="which routes to run, by their "
+                        "places in the table from 0 (default: all); the others show the "
+                        "seeds already run")
     parser.add_argument("--results", default=os.path.join(os.path.dirname(__file__),
                                                           "RESULTS.md"))
     args = parser.parse_args()
+    chosen = (range(len(ROUTES)) if args.routes is None
+              else [int(place) for place in args.routes.split(",")])
     work = os.path.join(args.work_dir, "quick" if args.quick else "full")
     common = [f"--image_size={args.size}"] + (
         ["--epochs=1", "--fine_tune_epochs=1", "--pretrain_epochs=1",
          "--min_steps_per_epoch=2"] if args.quick else [])
     started, rows = time.time(), []
     seeds = [int(seed) for seed in args.seeds.split(",")]
-    for label, per_class, flags in ROUTES:
+    for place, (label, per_class, flags) in enumerate(ROUTES):
         per_class = min(per_class, 20) if args.quick else per_class
         folder = os.path.join(work, f"shapes{args.size}-{per_class}")
         if not os.path.isdir(folder):
@@ -133,10 +138,12 @@ def main():
                         for flag in flags)
         runs = []
         for seed in seeds:  # Seed 0's folders keep their first names.
-            suffix = f"-seed{seed}" if seed else ""
-            runs.append(_run([*flags, f"--seed={seed}"], folder,
-                             os.path.join(work, f"{name}-{per_class}{suffix}"),
-                             os.path.join(work, "cache"), common))
+            output_dir = os.path.join(work, f"{name}-{per_class}{f'-seed{seed}' * bool(seed)}")
+            if place in chosen or os.path.exists(os.path.join(output_dir, "metrics.json")):
+                runs.append(_run([*flags, f"--seed={seed}"], folder, output_dir,
+                                 os.path.join(work, "cache"), common))
+        if not runs:
+            continue
         tests = [metrics["test"] for metrics, _ in runs]
         supports = [row["support"] for row in tests[0]["per_class"].values()]
         warnings = sorted({warning for _, said in runs for warning in said})
@@ -152,8 +159,9 @@ def main():
         f"{(time.time() - started) / 60:.0f} minutes (runs already finished under "
         "--work_dir are read, not rerun). A rendered folder of circles, squares and "
         f"triangles at {args.size} px (train / validation / test 70 / 10 / 20 %), VGG16, "
-        "the default settings otherwise; mean (and standard deviation) over seeds "
-        f"{args.seeds}; `largest class`: the test accuracy of always answering it.", "",
+        "the default settings otherwise; mean (and standard deviation) over the seeds of "
+        f"{args.seeds} each route has run; `largest class`: the test accuracy of always "
+        "answering it.", "",
         table.markdown(("route", "images a class", "seeds", "test accuracy", "macro F1",
                         "largest class", "seconds a run", "the runs' warnings"), rows)])
     print(block)
