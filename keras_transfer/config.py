@@ -98,7 +98,10 @@ class RunConfig:
     unlabeled_ratio: int = 7
     unlabeled_weight: float = 1.0
     unlabeled_warmup_epochs: int = 1
-    self_training_rounds: int = 2
+    # Each round labels more of the pool (digits, 5 labels a class: 54 %, 70 %,
+    # then 85 % by the fourth, 99.7 % right): four rounds scored above two on
+    # every seed, 0.968 against 0.951 (benchmarks/RESULTS.md).
+    self_training_rounds: int = 4
     tasks: Tuple[str, ...] = ()
     task_sampling: str = "joint"
     task_weights: Tuple[float, ...] = ()

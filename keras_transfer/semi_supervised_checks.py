@@ -14,7 +14,7 @@ SEMI_SUPERVISED = ("none", "fixmatch", "self_training")
 # 0.95. Self-training labels the pool once a round with an unaugmented pass,
 # so its confident labels are surer: at 0.8 it kept two thirds of the digits
 # pool, 99.5 % right, and scored 0.944 on two seeds against 0.905 at 0.95
-# (benchmarks/RESULTS.md, "Semi-supervised transfer").
+# (two rounds each; benchmarks/RESULTS.md, "Semi-supervised transfer").
 DEFAULT_CONFIDENCE_THRESHOLD = {"fixmatch": 0.95, "self_training": 0.8}
 
 

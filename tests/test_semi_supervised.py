@@ -1,7 +1,9 @@
-"""`--semi_supervised=fixmatch`: the two-stream loss against a hand
+"""`--semi_supervised`: FixMatch's two-stream loss against a hand
 computation (the mask at the threshold, the warm-up of its weight), the
 pseudo-label accuracy on a case where it is known, a pool without validation
-or test images, a run killed mid-phase that resumes, and the refusals."""
+or test images, each method's threshold, a FixMatch run killed mid-phase and
+a self-training run killed in its second round that resume, and the
+refusals."""
 
 
 import dataclasses
@@ -182,6 +184,39 @@ def test_killed_mid_phase_the_same_command_resumes_and_records_the_pool(tmp_path
     assert len(history["mask_rate"]) == len(history["pseudo_label_accuracy"]) == 2
     assert all(0.0 <= value <= 1.0 for value in history["mask_rate"])
     assert "val_mask_rate" not in history and "val_pseudo_label_accuracy" not in history
+
+
+@pytest.mark.long
+def test_self_training_killed_in_its_second_round_resumes_that_round(tmp_path,
+                                                                    random_vgg16_base):
+    """Self-training end to end, two rounds after fine-tuning, killed in the
+    second: the same command labels the pool as the killed round had (from
+    the model the first round left), resumes the round, and each round
+    records the share of the pool it labelled and how right it was."""
+    settings = {**TINY, "weights": random_vgg16_base, "semi_supervised": "self_training",
+                "unlabeled_data": "rest", "self_training_rounds": 2, "fine_tune_epochs": 2,
+                "export": False, "verbose": 2, "cache_dir": str(tmp_path / "cache"),
+                "output_dir": str(tmp_path / "run")}
+    killed = run_main(settings, kill_at="semi_supervised_2:1")
+    assert killed.returncode == -9, killed.stdout[-2000:] + killed.stderr[-3000:]
+    resumed = run_main(settings)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "phase semi_supervised_2 resumed after epoch 1" in resumed.stdout, resumed.stdout
+
+    def round_two(said):
+        return [line for line in said.splitlines() if "] self-training round 2: " in line]
+
+    assert len(round_two(killed.stdout)) == 1
+    assert round_two(resumed.stdout) == round_two(killed.stdout)
+    metrics = outputs.read_json(str(tmp_path / "run" / "metrics.json"))
+    assert list(metrics["phases"]) == ["feature_extraction", "fine_tune", "semi_supervised_1",
+                                       "semi_supervised_2"]
+    for name in ("semi_supervised_1", "semi_supervised_2"):
+        history = metrics["phases"][name]["history"]
+        assert len(history["mask_rate"]) == len(history["pseudo_label_accuracy"]) == 2
+        assert 0.0 <= history["pseudo_label_accuracy"][0] <= 1.0
+    assert metrics["safety_net"]["semi_supervised"]["semi_supervised_phase"].startswith(
+        "semi_supervised_")
 
 
 def _phase(name, val_loss, checkpoint, first_epoch):
