@@ -100,7 +100,7 @@ class RunConfig:
     unlabeled_warmup_epochs: int = 1
     # Each round labels more of the pool (digits, 5 labels a class: 54 %, 70 %,
     # then 85 % by the fourth, 99.7 % right): four rounds scored above two on
-    # every seed, 0.968 against 0.951 (benchmarks/RESULTS.md).
+    # every seed, 0.968 against 0.952 (benchmarks/RESULTS.md).
     self_training_rounds: int = 4
     tasks: Tuple[str, ...] = ()
     task_sampling: str = "joint"
