@@ -11,8 +11,9 @@ count and seed, one `python -m keras_transfer.main` run per variant on digits
 - `ae_plain`, `ae_denoising`, `ae_masked`: `--weights=autoencoder` with that
   `--autoencoder`, on digits 0-4 without labels plus the whole target
   training split without labels (`--unlabeled_data=rest`);
-- `ae_denoising_source_only` (with `--variants`): the same without `rest`, the
-  pool of digits 0-4 and the labelled target images alone.
+- `ae_masked_source_only` (with `--variants`): the default objective without
+  `rest`, the pool of digits 0-4 and the labelled target images alone (one
+  autoencoder per seed and label count).
 
 `--dataset=fashion_mnist` runs the Fashion-MNIST case instead: all ten
 classes, 100 labels a class, the autoencoder on the whole training split
@@ -51,7 +52,7 @@ VARIANTS = {
     "ae_denoising": ["--weights=autoencoder", "--autoencoder=denoising",
                      "--unlabeled_data=rest"],
     "ae_masked": ["--weights=autoencoder", "--autoencoder=masked", "--unlabeled_data=rest"],
-    "ae_denoising_source_only": ["--weights=autoencoder", "--autoencoder=denoising"],
+    "ae_masked_source_only": ["--weights=autoencoder", "--autoencoder=masked"],
 }
 DEFAULT_VARIANTS = "scratch,source,ae_plain,ae_denoising,ae_masked"
 # Per data set: the flags of every run, the label counts, the variants.
