@@ -26,7 +26,10 @@ seed, shared by every label count. Each run's test accuracy and, for the
 autoencoder runs, its linear probes (`metrics.json`'s `base_probe`: logistic
 regression on the frozen features against a random base and PCA of the
 pixels) are appended to `benchmarks/autoencoder.jsonl` as it finishes, so a
-restart resumes where it stopped. The tables go into RESULTS.md between this
+restart resumes where it stopped. The PCA probe depends on the data alone, so
+the table computes it here, on the split each row's run trained on, with the
+package's current probe: rows before 2026-12-02 recorded it standardised,
+which whitened it into uselessness at 10 labels a class (`probe.pca_probe`). The tables go into RESULTS.md between this
 script's markers; `--quick` (VGG16, 5 labels, one seed, one epoch a phase)
 prints them only.
 
@@ -35,6 +38,7 @@ count on the mean of 3 seeds, for both backbones, and its linear probe above
 both a random base and PCA of the same pixels.
 """
 
+import functools
 import os
 import sys
 import time
@@ -55,12 +59,15 @@ VARIANTS = {
     "ae_masked_source_only": ["--weights=autoencoder", "--autoencoder=masked"],
 }
 DEFAULT_VARIANTS = "scratch,source,ae_plain,ae_denoising,ae_masked"
+# The classes of each data set's target (None: the embedded default, 5-9).
+TARGET_CLASSES = {"digits": None, "fashion_mnist": tuple(str(label) for label in range(10))}
 # Per data set: the flags of every run, the label counts, the variants.
 # Fashion-MNIST's autoencoder takes one epoch: its ~49,000 images are 1,500
 # steps, seven times the digits' five epochs, and 14 minutes on 2 CPU cores.
 DATASETS = {
     "digits": ([], "5,10,20", DEFAULT_VARIANTS),
-    "fashion_mnist": (["--dataset=fashion_mnist", "--classes=" + ",".join(map(str, range(10))),
+    "fashion_mnist": (["--dataset=fashion_mnist",
+                       "--classes=" + ",".join(TARGET_CLASSES["fashion_mnist"]),
                        "--pretrain_epochs=1"], "100", "scratch,ae_masked"),
 }
 
@@ -70,6 +77,21 @@ def _probe(metrics):
              for score in metrics.get("base_probe") or []}
     return {"probe": probe or None,
             "pretrain_seconds": metrics["timings"].get("source_pretrain")}
+
+
+@functools.lru_cache(maxsize=None)
+def pca_of_the_pixels(dataset, seed, shots):
+    """The PCA probe's accuracy on the target split a run of this data set,
+    seed and label count trains and validates on (the runs' defaults)."""
+    from keras_transfer import config as config_lib
+    from keras_transfer.data import tasks
+    from keras_transfer.run import probe
+
+    defaults = config_lib.RunConfig()
+    data = tasks.load_task(dataset, TARGET_CLASSES[dataset], role="target", seed=seed,
+                           validation_fraction=defaults.validation_fraction,
+                           test_fraction=defaults.test_fraction, examples_per_class=shots)
+    return probe.pca_probe(data).logistic_accuracy
 
 
 def probe_table(rows):
@@ -85,9 +107,11 @@ def probe_table(rows):
         cells = {}
         for row in group:
             cells.setdefault(row["variant"], []).append(row["probe"]["autoencoder base"])
-            for base in ("random base", "PCA of the pixels", "supervised source base"):
+            for base in ("random base", "supervised source base"):
                 if base in row["probe"]:
                     cells.setdefault(base, []).append(row["probe"][base])
+            cells.setdefault("PCA of the pixels", []).append(pca_of_the_pixels(
+                row.get("dataset", "digits"), row["seed"], row["shots"]))
         names = sorted(cells, key=lambda n: (not n.startswith("ae_"), n))
         lines.append((dataset, model, shots, "; ".join(f"{n} {variant_runs.cell(variant_runs.mean(cells[n]))}"
                                                        for n in names)))

@@ -161,6 +161,28 @@ def test_the_pool_never_holds_a_validation_or_test_image(tmp_path):
     assert len(without_rest) == len(data.train) + 1  # And the unlabelled folder.
 
 
+@pytest.mark.parametrize("examples_per_class", [5, 10])
+def test_the_pca_probe_is_not_whitened_into_a_simplex(examples_per_class):
+    """PCA keeps as many components as training images less one: standardised,
+    they would place every training image equally far from every other, and
+    the probe would learn nothing. On the pixels' own scale it does about as
+    well as a logistic regression on the raw pixels."""
+    from sklearn import linear_model, pipeline, preprocessing
+
+    from keras_transfer.run import probe
+
+    data = tasks.load_task("digits", None, role="target", seed=0,
+                           examples_per_class=examples_per_class, **SPLITS)
+    score = probe.pca_probe(data)
+    assert score.features == len(data.train) - 1
+    pixels = [split.images.reshape(len(split), -1) for split in (data.train, data.validation)]
+    raw = pipeline.make_pipeline(preprocessing.StandardScaler(),
+                                 linear_model.LogisticRegression(max_iter=2000))
+    raw_accuracy = raw.fit(pixels[0], data.train.labels).score(pixels[1],
+                                                              data.validation.labels)
+    assert score.logistic_accuracy >= raw_accuracy - 0.05 and score.logistic_accuracy > 0.8
+
+
 def _identity(path):
     stat = os.stat(path)
     return stat.st_dev, stat.st_ino

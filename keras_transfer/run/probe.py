@@ -40,9 +40,9 @@ class ProbeScore:
         return dataclasses.asdict(self)
 
 
-def _score(name, train, validation, data):
+def _score(name, train, validation, data, standardize=True):
     classifier = sk_pipeline.make_pipeline(
-        preprocessing.StandardScaler(),
+        *([preprocessing.StandardScaler()] if standardize else []),
         linear_model.LogisticRegression(max_iter=2000))
     classifier.fit(train, data.train.labels)
     return ProbeScore(base=name, features=int(train.shape[1]),
@@ -52,18 +52,26 @@ def _score(name, train, validation, data):
 
 
 def _pixels(examples):
-    return examples.images.reshape(len(examples), -1).astype(np.float32)
+    """0-1 pixels, one row an image: the scale the reconstruction loss sees."""
+    return examples.images.reshape(len(examples), -1).astype(np.float32) / 255.0
 
 
-def _pca(data):
+def pca_probe(data):
     """The probe of PCA on the raw pixels (in-memory images only)."""
     if data.train.images is None or len(data.train) < 3:
         return None
     components = min(PCA_COMPONENTS, len(data.train) - 1, _pixels(data.train).shape[1])
     pca = decomposition.PCA(n_components=components, random_state=0).fit(_pixels(data.train))
+    # Not standardised: PCA's coordinates keep the pixels' geometry, and
+    # scaling each to unit variance would make the last, noise-only
+    # components as loud as the first. With as many components as training
+    # images less one, it whitens the training images into a regular
+    # simplex, every two equally far apart, and the probe learns nothing:
+    # 0.54 at 10 labels a class on digits 5-9, against 0.94 on this scale,
+    # which is that of a logistic regression on the pixels themselves.
     return _score("PCA of the pixels",
                   pca.transform(_pixels(data.train)), pca.transform(_pixels(data.validation)),
-                  data)
+                  data, standardize=False)
 
 
 def _supervised_source(config, image_size):
@@ -96,7 +104,7 @@ def probe_bases(config, data, image_size, resolved) -> Optional[list]:
                                                   config.batch_size)
                              for split in (data.train, data.validation)]
         scores.append(_score(f"{name} base", train, validation, data))
-    pca = _pca(data)
+    pca = pca_probe(data)
     scores += [pca] if pca else []
     for score in scores:
         logger.info(f"linear probe of the {score.base} ({score.features} features): "
