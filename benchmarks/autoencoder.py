@@ -29,9 +29,9 @@ pixels) are appended to `benchmarks/autoencoder.jsonl` as it finishes, so a
 restart resumes where it stopped. The PCA probe depends on the data alone, so
 the table computes it here, on the split each row's run trained on, with the
 package's current probe: rows before 2026-12-02 recorded it standardised,
-which whitened it into uselessness at 10 labels a class (`probe.pca_probe`). The tables go into RESULTS.md between this
-script's markers; `--quick` (VGG16, 5 labels, one seed, one epoch a phase)
-prints them only.
+which whitened it into uselessness at 10 labels a class (`probe.pca_probe`).
+The tables go into RESULTS.md between this script's markers; `--quick`
+(VGG16, 5 labels, one seed, one epoch a phase) prints them only.
 
 Target (issue 23): the best autoencoder base above scratch at every label
 count on the mean of 3 seeds, for both backbones, and its linear probe above

@@ -57,7 +57,7 @@ def _pixels(examples):
 
 
 def pca_probe(data):
-    """The probe of PCA on the raw pixels (in-memory images only)."""
+    """The probe of PCA on the 0-1 pixels (in-memory images only)."""
     if data.train.images is None or len(data.train) < 3:
         return None
     components = min(PCA_COMPONENTS, len(data.train) - 1, _pixels(data.train).shape[1])
