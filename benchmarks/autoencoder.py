@@ -87,10 +87,9 @@ def pca_of_the_pixels(dataset, seed, shots):
     from keras_transfer.data import tasks
     from keras_transfer.run import probe
 
-    defaults = config_lib.RunConfig()
-    data = tasks.load_task(dataset, TARGET_CLASSES[dataset], role="target", seed=seed,
-                           validation_fraction=defaults.validation_fraction,
-                           test_fraction=defaults.test_fraction, examples_per_class=shots)
+    config = config_lib.RunConfig(dataset=dataset, classes=TARGET_CLASSES[dataset], seed=seed,
+                                  examples_per_class=shots)
+    data = tasks.load_for(config, "target", config.classes, dataset, shots)
     return probe.pca_probe(data).logistic_accuracy
 
 
