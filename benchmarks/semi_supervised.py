@@ -16,7 +16,9 @@ user would type it:
   (four rounds, its default threshold 0.8);
 - with `--variants`, `semi_fixmatch_0.8` and `semi_self_training_0.95`: each
   at the other's threshold (`--confidence_threshold`; the latter two rounds),
-  and `semi_self_training_2_rounds`: two rounds, not four.
+  `semi_self_training_2_rounds`: two rounds, not four, and
+  `semi_fixmatch_warmup`, `semi_self_training_warmup`: phase 3's learning
+  rate rising from 0 over its first epoch (`--semi_supervised_warmup_epochs=1`).
 
 Each run's test accuracy, and for the semi-supervised runs the last epoch's
 mask rate and pseudo-label accuracy, are appended to `benchmarks/semi_supervised.jsonl` as
@@ -60,6 +62,12 @@ VARIANTS = {
     # With --variants: two rounds, the default until 2026-12-02.
     "semi_self_training_2_rounds": ["--semi_supervised=self_training",
                                     "--self_training_rounds=2", *POOL],
+    # With --variants: phase 3's learning rate rising from 0 over its first
+    # epoch (each round's), on trial.
+    "semi_fixmatch_warmup": ["--semi_supervised=fixmatch",
+                             "--semi_supervised_warmup_epochs=1", *POOL],
+    "semi_self_training_warmup": ["--semi_supervised=self_training",
+                                  "--semi_supervised_warmup_epochs=1", *POOL],
 }
 DEFAULT_VARIANTS = ("scratch", "supervised", "semi_fixmatch", "semi_self_training")
 # What a variant tried on fewer seeds is set beside.

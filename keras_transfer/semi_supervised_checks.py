@@ -36,6 +36,7 @@ def validate(config):
     validate_range("unlabeled_ratio", config.unlabeled_ratio, 1)
     validate_range("unlabeled_weight", config.unlabeled_weight, 0.0)
     validate_range("unlabeled_warmup_epochs", config.unlabeled_warmup_epochs, 0)
+    validate_range("semi_supervised_warmup_epochs", config.semi_supervised_warmup_epochs, 0)
     validate_range("self_training_rounds", config.self_training_rounds, 1)
     if not uses_unlabeled(config):
         return

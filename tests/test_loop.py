@@ -139,6 +139,21 @@ def test_cosine_schedule_falls_from_the_peak_to_zero_over_the_phase():
         train.learning_rate_schedule("linear", 1e-4, 80)
 
 
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_a_warm_up_rises_from_zero_then_follows_the_schedule(schedule):
+    """`--semi_supervised_warmup_epochs`: 0 at the first step, the peak after
+    the warm-up, then the schedule over the steps left."""
+    rate = train.learning_rate_schedule(schedule, 1e-4, 80, warmup_steps=20)
+    values = [float(rate(step)) for step in range(81)]
+    assert values[0] == 0.0 and values[10] == pytest.approx(5e-5)
+    assert all(a < b for a, b in zip(values[:20], values[1:21]))
+    assert values[20] == pytest.approx(1e-4)
+    if schedule == "cosine":  # Half-way down over the 60 steps left.
+        assert values[50] == pytest.approx(5e-5) and values[80] == pytest.approx(0, abs=1e-12)
+    else:
+        assert values[20:] == pytest.approx([1e-4] * 61)
+
+
 def test_a_finished_phase_restores_without_training(tmp_path):
     model = _model()
     _phase(model, tmp_path / "done", 2, tmp_path)

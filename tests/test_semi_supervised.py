@@ -191,10 +191,12 @@ def test_self_training_killed_in_its_second_round_resumes_that_round(tmp_path,
                                                                     random_vgg16_base):
     """Self-training end to end, two rounds after fine-tuning, killed in the
     second: the same command labels the pool as the killed round had (from
-    the model the first round left), resumes the round, and each round
-    records the share of the pool it labelled and how right it was."""
+    the model the first round left), resumes the round (after its learning
+    rate's warm-up epoch), and each round records the share of the pool it
+    labelled and how right it was."""
     settings = {**TINY, "weights": random_vgg16_base, "semi_supervised": "self_training",
                 "unlabeled_data": "rest", "self_training_rounds": 2, "fine_tune_epochs": 2,
+                "semi_supervised_warmup_epochs": 1,
                 "export": False, "verbose": 2, "cache_dir": str(tmp_path / "cache"),
                 "output_dir": str(tmp_path / "run")}
     killed = run_main(settings, kill_at="semi_supervised_2:1")
@@ -202,6 +204,9 @@ def test_self_training_killed_in_its_second_round_resumes_that_round(tmp_path,
     resumed = run_main(settings)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "phase semi_supervised_2 resumed after epoch 1" in resumed.stdout, resumed.stdout
+    assert any("phase 3 (self-training, round 2): 2 epoch(s) at learning rate " in line
+               and "(1 warm-up epoch(s) from 0, cosine decay to 0)" in line
+               for line in resumed.stdout.splitlines())
 
     def round_two(said):
         return [line for line in said.splitlines() if "] self-training round 2: " in line]

@@ -80,6 +80,10 @@ def define_flags():
                        "the weight of the unlabelled images' loss, after its warm-up.")
     flags.DEFINE_integer("unlabeled_warmup_epochs", _default("unlabeled_warmup_epochs"),
                          "semi_supervised: epochs over which that weight rises from 0.")
+    flags.DEFINE_integer("semi_supervised_warmup_epochs",
+                         _default("semi_supervised_warmup_epochs"),
+                         "semi_supervised: epochs over which phase 3's learning rate (each "
+                         "self-training round's) rises from 0 to the fine-tuning rate.")
     flags.DEFINE_multi_string("tasks", [], "phase=multitask: a further task beside the "
                               "target and the source task, DATASET or DATASET@CLASS,CLASS,... "
                               "(repeat the flag for more).")

@@ -84,7 +84,7 @@ def compile_classifier(model, strategy, learning_rate, config, num_classes, loss
     return metrics
 
 
-def learning_rate_schedule(schedule, learning_rate, total_steps):
+def learning_rate_schedule(schedule, learning_rate, total_steps, warmup_steps=0):
     """What `keras.optimizers.Adam` gets as its learning rate for a phase.
 
     "cosine" decays from `learning_rate` to 0 along a half cosine over the
@@ -95,12 +95,23 @@ def learning_rate_schedule(schedule, learning_rate, total_steps):
     on the mean test accuracy (README, "Measured here"). It is a function of
     the optimizer's step counter, which the per-epoch backup saves, so a
     resumed phase continues the same curve.
+
+    `warmup_steps` first rise linearly from 0 to `learning_rate` (the rest
+    of `total_steps` then follow `schedule`): for a phase that goes on
+    training a network already trained, whose fresh Adam would otherwise
+    take full-rate steps before its moments know the gradients' scale.
     """
-    if schedule == "constant":
-        return learning_rate
-    if schedule == "cosine":
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"schedule must be cosine or constant. Received: "
+                         f"schedule={schedule!r}")
+    if not warmup_steps:
+        if schedule == "constant":
+            return learning_rate
         return keras.optimizers.schedules.CosineDecay(learning_rate, max(1, total_steps))
-    raise ValueError(f"schedule must be cosine or constant. Received: schedule={schedule!r}")
+    # alpha=1 holds the rate at its target after the warm-up: constant.
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, max(1, total_steps - warmup_steps), alpha=1.0 if schedule == "constant" else 0.0,
+        warmup_target=learning_rate, warmup_steps=warmup_steps)
 
 
 def checkpoint_path(output_dir, name, fit_model=None):
@@ -154,10 +165,10 @@ def best_epoch_index(values, monitor):
 def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate,
               strategy, config, class_names, output_dir, class_weight=None,
               first_epoch=0, fit_model=None, backup_root=None, writes=True,
-              schedule="constant", loss=None, steps_per_execution=None):
+              schedule="constant", warmup_epochs=0, loss=None, steps_per_execution=None):
     """Compiles and fits `model` for one phase, then restores its best epoch
     (by `config.monitor`). `schedule` shapes the learning rate over the
-    phase (`learning_rate_schedule`).
+    phase (`learning_rate_schedule`), after `warmup_epochs` of a rise from 0.
 
     `class_names` None: the model is no classifier (an autoencoder), and
     trains on `loss` alone, kept by `config.monitor` (val_loss).
@@ -179,7 +190,8 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
     fitted = fit_model or model
     # Known: the loop refuses data of unknown length before the first step.
     steps_per_epoch = int(train_data.cardinality())
-    rate = learning_rate_schedule(schedule, learning_rate, steps_per_epoch * epochs)
+    rate = learning_rate_schedule(schedule, learning_rate, steps_per_epoch * epochs,
+                                  warmup_steps=steps_per_epoch * min(warmup_epochs, epochs))
     if class_names is None:  # No classes: an autoencoder, its `loss` alone.
         with strategy.scope():
             fitted.compile(optimizer=keras.optimizers.Adam(rate), loss=loss,
@@ -198,7 +210,9 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
         backup_dir, first_epoch=first_epoch, writes=writes, report=report,
         watched=[c for c in callbacks if backup_lib.resumable(c)],
         csv_path=os.path.join(output_dir, f"history_{name}.csv"))
-    shape = "" if schedule == "constant" else f" ({schedule} decay to 0)"
+    shape = [f"{min(warmup_epochs, epochs)} warm-up epoch(s) from 0"] if warmup_epochs else []
+    shape += [] if schedule == "constant" else [f"{schedule} decay to 0"]
+    shape = f" ({', '.join(shape)})" if shape else ""
     logger.info(f"{progress.label_of(name)}: {epochs} epoch(s) at learning rate "
                 f"{learning_rate:g}{shape}, "
                 f"{model.count_params() - _frozen(model):,} trainable parameters, "

@@ -166,6 +166,7 @@ def _self_training_rounds(classifier, data, config, ctx, common, supervised, eva
             classifier, f"{safety_net.SEMI_SUPERVISED}_{number}",
             epochs=config.fine_tune_epochs, learning_rate=config.fine_tune_learning_rate,
             schedule=config.fine_tune_schedule,
+            warmup_epochs=config.semi_supervised_warmup_epochs,
             first_epoch=previous.first_epoch + previous.epochs_run,
             **{**common, "train_data": train_data})
         evaluations[result.name] = evaluate_on_test(classifier, ctx, data, config,
@@ -183,6 +184,7 @@ def _semi_supervised_phase(classifier, data, config, ctx, common, supervised, ev
     result = phase_lib.run_phase(
         classifier, safety_net.SEMI_SUPERVISED, epochs=config.fine_tune_epochs,
         learning_rate=config.fine_tune_learning_rate, schedule=config.fine_tune_schedule,
+        warmup_epochs=config.semi_supervised_warmup_epochs,
         first_epoch=supervised.first_epoch + supervised.epochs_run,
         **{**common, **semi_supervised.fit_inputs(
             classifier, data, config, strategy=ctx.strategy, image_size=ctx.image_size,
