@@ -210,11 +210,11 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
         backup_dir, first_epoch=first_epoch, writes=writes, report=report,
         watched=[c for c in callbacks if backup_lib.resumable(c)],
         csv_path=os.path.join(output_dir, f"history_{name}.csv"))
-    shape = [f"{min(warmup_epochs, epochs)} warm-up epoch(s) from 0"] if warmup_epochs else []
-    shape += [] if schedule == "constant" else [f"{schedule} decay to 0"]
-    shape = f" ({', '.join(shape)})" if shape else ""
+    curve = [f"{min(warmup_epochs, epochs)} warm-up epoch(s) from 0"] if warmup_epochs else []
+    curve += [] if schedule == "constant" else [f"{schedule} decay to 0"]
+    described = f" ({', '.join(curve)})" if curve else ""
     logger.info(f"{progress.label_of(name)}: {epochs} epoch(s) at learning rate "
-                f"{learning_rate:g}{shape}, "
+                f"{learning_rate:g}{described}, "
                 f"{model.count_params() - _frozen(model):,} trainable parameters, "
                 f"best epoch by {config.monitor}")
     # A head on recorded features takes microseconds a step: run a whole
