@@ -190,8 +190,9 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
     fitted = fit_model or model
     # Known: the loop refuses data of unknown length before the first step.
     steps_per_epoch = int(train_data.cardinality())
+    warmup_epochs = min(warmup_epochs, epochs)  # A phase shorter than its warm-up.
     rate = learning_rate_schedule(schedule, learning_rate, steps_per_epoch * epochs,
-                                  warmup_steps=steps_per_epoch * min(warmup_epochs, epochs))
+                                  warmup_steps=steps_per_epoch * warmup_epochs)
     if class_names is None:  # No classes: an autoencoder, its `loss` alone.
         with strategy.scope():
             fitted.compile(optimizer=keras.optimizers.Adam(rate), loss=loss,
@@ -210,7 +211,7 @@ def run_phase(model, name, *, train_data, validation_data, epochs, learning_rate
         backup_dir, first_epoch=first_epoch, writes=writes, report=report,
         watched=[c for c in callbacks if backup_lib.resumable(c)],
         csv_path=os.path.join(output_dir, f"history_{name}.csv"))
-    curve = [f"{min(warmup_epochs, epochs)} warm-up epoch(s) from 0"] if warmup_epochs else []
+    curve = [f"{warmup_epochs} warm-up epoch(s) from 0"] if warmup_epochs else []
     curve += [] if schedule == "constant" else [f"{schedule} decay to 0"]
     described = f" ({', '.join(curve)})" if curve else ""
     logger.info(f"{progress.label_of(name)}: {epochs} epoch(s) at learning rate "
