@@ -11,12 +11,14 @@ import sys
 
 def main_run(output_dir, flags, log_path):
     """Runs `python -m keras_transfer.main` unless `output_dir` finished;
-    returns its metrics.json."""
+    returns its metrics.json. A run stopped part-way (a benchmark killed, a
+    session's end) resumes where it stopped, the tool's own guarantee for the
+    same command; its log goes on after the stopped part's."""
     metrics_path = os.path.join(output_dir, "metrics.json")
     if not os.path.exists(metrics_path):
         command = [sys.executable, "-m", "keras_transfer.main", f"--output_dir={output_dir}",
                    "--verbose=2", *flags]
-        with open(log_path, "w") as log:
+        with open(log_path, "a") as log:
             if subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode:
                 raise SystemExit(f"{' '.join(command)} failed; see {log_path}")
     with open(metrics_path) as handle:
