@@ -192,8 +192,8 @@ def test_self_training_killed_in_its_second_round_resumes_that_round(tmp_path,
     """Self-training end to end, two rounds after fine-tuning, killed in the
     second: the same command labels the pool as the killed round had (from
     the model the first round left), resumes the round (after its learning
-    rate's warm-up epoch, the default), and each round records the share of the pool it
-    labelled and how right it was."""
+    rate's warm-up epoch, the default), and each round records the share of
+    the pool it labelled and how right it was."""
     settings = {**TINY, "weights": random_vgg16_base, "semi_supervised": "self_training",
                 "unlabeled_data": "rest", "self_training_rounds": 2, "fine_tune_epochs": 2,
                 "export": False, "verbose": 2, "cache_dir": str(tmp_path / "cache"),
