@@ -164,11 +164,7 @@ def _self_training_rounds(classifier, data, config, ctx, common, supervised, eva
             ctx.global_batch)
         result = phase_lib.run_phase(
             classifier, f"{safety_net.SEMI_SUPERVISED}_{number}",
-            epochs=config.fine_tune_epochs, learning_rate=config.fine_tune_learning_rate,
-            schedule=config.fine_tune_schedule,
-            warmup_epochs=config.semi_supervised_warmup_epochs,
-            first_epoch=previous.first_epoch + previous.epochs_run,
-            **{**common, "train_data": train_data})
+            **_semi_supervised_budget(config, previous), **{**common, "train_data": train_data})
         evaluations[result.name] = evaluate_on_test(classifier, ctx, data, config,
                                                     f"test after self-training round {number}")
         previous = tested(self_training.recorded(result, labels), evaluations[result.name],
@@ -177,15 +173,22 @@ def _self_training_rounds(classifier, data, config, ctx, common, supervised, eva
     return rounds
 
 
+def _semi_supervised_budget(config, previous):
+    """`run_phase`'s epochs and learning-rate curve for phase 3 (FixMatch's
+    phase or one self-training round): fine-tuning's, warmed up by
+    `--semi_supervised_warmup_epochs`, counting on from `previous`."""
+    return dict(epochs=config.fine_tune_epochs, learning_rate=config.fine_tune_learning_rate,
+                schedule=config.fine_tune_schedule,
+                warmup_epochs=config.semi_supervised_warmup_epochs,
+                first_epoch=previous.first_epoch + previous.epochs_run)
+
+
 def _semi_supervised_phase(classifier, data, config, ctx, common, supervised, evaluations):
     """Phase 3: the fine-tuned model goes on, as fine-tuning did, with the
     unlabelled images too; the safety net then keeps it or the supervised
     model, whichever is better on validation."""
     result = phase_lib.run_phase(
-        classifier, safety_net.SEMI_SUPERVISED, epochs=config.fine_tune_epochs,
-        learning_rate=config.fine_tune_learning_rate, schedule=config.fine_tune_schedule,
-        warmup_epochs=config.semi_supervised_warmup_epochs,
-        first_epoch=supervised.first_epoch + supervised.epochs_run,
+        classifier, safety_net.SEMI_SUPERVISED, **_semi_supervised_budget(config, supervised),
         **{**common, **semi_supervised.fit_inputs(
             classifier, data, config, strategy=ctx.strategy, image_size=ctx.image_size,
             global_batch=ctx.global_batch)})
