@@ -327,6 +327,37 @@ def test_split_file_that_is_not_one_is_refused(tmp_path):
             tmp_path), split_file_path=str(bad), **FRACTIONS)
 
 
+def test_split_file_of_another_folder_is_refused_and_left_as_it_was(tmp_path):
+    pinned = tmp_path / "split.json"
+    load = lambda root: tasks.load_task(  # noqa: E731
+        root, None, role="target", seed=0, folder_policy=policy(tmp_path),
+        split_file_path=str(pinned), **FRACTIONS)
+    load(make_folder(tmp_path / "cats", {"a": 6, "b": 6}))
+    written = pinned.read_bytes()
+    other = make_folder(tmp_path / "dogs", {"a": 6, "b": 6}, start=500)
+    with pytest.raises(split_file.SplitFileError,
+                       match="written for the folder .*cats.*none of its 12 files"):
+        load(other)
+    assert pinned.read_bytes() == written
+
+
+def test_split_file_follows_its_folder_moved_and_says_what_it_adds(tmp_path, caplog):
+    pinned = tmp_path / "split.json"
+    load = lambda root: tasks.load_task(  # noqa: E731
+        root, None, role="target", seed=0, folder_policy=policy(tmp_path),
+        split_file_path=str(pinned), **FRACTIONS)
+    before = load(make_folder(tmp_path / "old", {"a": 10, "b": 10}))
+    os.rename(tmp_path / "old", tmp_path / "new")
+    moved = load(str(tmp_path / "new"))  # Nothing new: no warning.
+    assert moved.split_summary["pinned"] == 20 and "written for" not in caplog.text
+    rename = lambda files: sorted(f.replace("/old/", "/new/") for f in files)  # noqa: E731
+    assert {k: rename(v) for k, v in split_of(before).items()} == split_of(moved)
+    make_folder(tmp_path / "new", {"a": 2}, start=100)
+    added = load(str(tmp_path / "new"))
+    assert added.split_summary["new"] == 2
+    assert "was written for the folder" in caplog.text and "2 files are new" in caplog.text
+
+
 def test_per_class_counts_show_the_imbalance(tmp_path):
     root = make_folder(tmp_path / "data", {"many": 40, "few": 5})
     data = tasks.load_task(root, None, role="target", seed=0,

@@ -9,6 +9,7 @@ so old ones never move. Files it names that are gone stay in it, in case they
 come back.
 """
 
+import dataclasses
 import json
 import os
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from keras_transfer.config import ConfigError
 from keras_transfer.data import splits
+from keras_transfer.log import logger
 
 SPLITS = ("train", "validation", "test")
 FORMAT = 1
@@ -25,27 +27,64 @@ class SplitFileError(ConfigError):
     """The split file cannot be used; the message names it."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Contents:
+    """A split file as read: the folder it was written for (absolute; None
+    when not recorded) and {relative path: split}."""
+    dataset: str | None
+    splits: dict
+
+
 def _key(path, root):
     return os.path.relpath(path, root).replace(os.sep, "/")
 
 
 def read(path):
     """{relative path: split} from `path`, or {} when it does not exist yet."""
+    return _load(path).splits
+
+
+def _load(path):
+    """The split file's Contents, checked; empty when it does not exist yet."""
     if not os.path.exists(path):
-        return {}
+        return Contents(dataset=None, splits={})
     try:
         with open(path, encoding="utf-8") as handle:
-            assignments = json.load(handle)["splits"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
+            contents = json.load(handle)
+        assignments = contents["splits"]
+        unknown = sorted({value for value in assignments.values()} - set(SPLITS))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise SplitFileError(
             f"split_file is not a split file written by keras_transfer ({error}). "
             f"Received: split_file={path!r}") from None
-    unknown = sorted({value for value in assignments.values()} - set(SPLITS))
     if unknown:
         raise SplitFileError(
             f"split_file names splits other than {list(SPLITS)}: {unknown}. "
             f"Received: split_file={path!r}")
-    return assignments
+    return Contents(dataset=contents.get("dataset"), splits=assignments)
+
+
+def _check_written_for(contents, keys, known, root, path):
+    """Refuses a split file written for another folder: none of its files
+    are here, and adding this folder's to it would mix two datasets' splits
+    in one file. A folder moved or copied elsewhere keeps its relative paths
+    and is accepted; a warning says so when files new to the split file would
+    be added to it, as they may be another folder's."""
+    written_for, assignments = contents.dataset, contents.splits
+    if not assignments or written_for in (None, os.path.abspath(root)):
+        return
+    found, new = int(known.sum()), len(keys) - int(known.sum())
+    if not found:
+        raise SplitFileError(
+            f"split_file was written for the folder {written_for!r}, and none of its "
+            f"{len(assignments)} files is in this one. Name a new split file for this "
+            f"folder, or the split file of its own. Received: split_file={path!r}, "
+            f"dataset={root!r}")
+    if new:
+        logger.warning("split_file %s was written for the folder %s; this run reads %s, "
+                       "where %d of its %d files are (they keep their split) and %d files "
+                       "are new to it (they are split and added)", path, written_for, root,
+                       found, len(assignments), new)
 
 
 def write(path, assignments, root, seed):
@@ -87,9 +126,11 @@ def pinned_split(examples, root, path, *, validation_fraction, test_fraction, se
 
     Writes `path` (atomically) when it is new or when new files were added.
     """
-    assignments = read(path)
+    contents = _load(path)
+    assignments = contents.splits
     keys = [_key(file, root) for file in examples.files]
     known = np.asarray([key in assignments for key in keys], bool)
+    _check_written_for(contents, keys, known, root, path)
     pinned_classes = set(examples.labels[known].tolist())
     new = np.flatnonzero(~known)
     rng = np.random.default_rng(seed)
