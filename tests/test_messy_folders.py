@@ -170,6 +170,20 @@ def test_classes_leave_the_other_class_folders_unread(messy, tmp_path):
         image_folder.scan(str(root), classes=("cats", "lions"))
 
 
+def test_a_class_name_holding_a_comma_is_named_quoted_as_in_csv(tmp_path):
+    from absl import flags
+    from absl.testing import flagsaver
+
+    from keras_transfer.cli import main as main_lib
+
+    root = make_folder(tmp_path / "data", {"red, blue": 4, "green": 4, "grey": 4})
+    with flagsaver.flagsaver():
+        flags.FLAGS(["keras_transfer", f"--dataset={root}", '--classes="red, blue",green'])
+        classes = main_lib.config_from_flags().classes
+    assert classes == ("red, blue", "green")
+    assert image_folder.scan(root, classes=classes).class_names == ["green", "red, blue"]
+
+
 def test_headers_give_format_and_size_by_content():
     for name, data in VALID.items():
         image_format, width, height = image_headers.read_header(data)
