@@ -73,7 +73,8 @@ def _check_written_for(contents, keys, known, root, path):
     written_for, assignments = contents.dataset, contents.splits
     if not assignments or written_for in (None, os.path.abspath(root)):
         return
-    found, new = int(known.sum()), len(keys) - int(known.sum())
+    found = int(known.sum())
+    new = len(keys) - found
     if not found:
         raise SplitFileError(
             f"split_file was written for the folder {written_for!r}, and none of its "
