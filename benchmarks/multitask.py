@@ -83,9 +83,9 @@ DEFAULT_PRETRAIN_EPOCHS = "5"
 
 
 def source_alone(data_flags):
-    """The source task as the run's target: all its labels, from scratch for
-    the joint phase's budget (`--epochs=0` and `--fine_tune_epochs` the
-    data set's `--pretrain_epochs` is the scratch budget of that many)."""
+    """The source task as the run's target: all its labels, from scratch on
+    the joint phase's budget (`--epochs=0` with `--fine_tune_epochs` set to
+    the data set's `--pretrain_epochs` trains that many epochs from scratch)."""
     epochs = next((flag.split("=", 1)[1] for flag in data_flags
                    if flag.startswith("--pretrain_epochs=")), DEFAULT_PRETRAIN_EPOCHS)
     return ["--classes=0,1,2,3,4", "--weights=none", "--epochs=0",

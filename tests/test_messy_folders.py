@@ -170,7 +170,7 @@ def test_classes_leave_the_other_class_folders_unread(messy, tmp_path):
         image_folder.scan(str(root), classes=("cats", "lions"))
 
 
-def test_a_class_name_holding_a_comma_is_named_quoted_as_in_csv(tmp_path):
+def test_a_class_name_holding_a_comma_is_named_in_csv_quotes(tmp_path):
     from absl import flags
     from absl.testing import flagsaver
 
