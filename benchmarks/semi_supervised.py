@@ -20,7 +20,12 @@ user would type it:
   (`--semi_supervised_warmup_epochs=0`, the default until 2026-12-02), and,
   without the warm-up too, `semi_fixmatch_0.8` and `semi_self_training_0.95`:
   each at the other's threshold (`--confidence_threshold`; the latter two
-  rounds), and `semi_self_training_2_rounds`: two rounds, not four.
+  rounds), and `semi_self_training_2_rounds`: two rounds, not four;
+  `semi_fixmatch_18_epochs`: FixMatch's phase 3 three times fine-tuning's
+  six epochs (`--semi_supervised_epochs=18`: on Fashion-MNIST's pool, six
+  epochs of the labelled images' steps see half of it once), and
+  `semi_self_training_1_epoch`: each round one epoch over the labelled and
+  pseudo-labelled images, not six.
 
 Each run's test accuracy, and for the semi-supervised runs the last epoch's
 mask rate and pseudo-label accuracy, are appended to `benchmarks/semi_supervised.jsonl` as
@@ -71,6 +76,11 @@ VARIANTS = {
                                 *NO_WARMUP, *POOL],
     "semi_self_training_2_rounds": ["--semi_supervised=self_training",
                                     "--self_training_rounds=2", *NO_WARMUP, *POOL],
+    # With --variants: phase 3's own length (--semi_supervised_epochs).
+    "semi_fixmatch_18_epochs": ["--semi_supervised=fixmatch", "--semi_supervised_epochs=18",
+                                *POOL],
+    "semi_self_training_1_epoch": ["--semi_supervised=self_training",
+                                   "--semi_supervised_epochs=1", *POOL],
 }
 DEFAULT_VARIANTS = ("scratch", "supervised", "semi_fixmatch", "semi_self_training")
 # What a variant tried on fewer seeds is set beside.

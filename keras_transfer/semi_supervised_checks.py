@@ -38,6 +38,8 @@ def validate(config):
     validate_range("unlabeled_warmup_epochs", config.unlabeled_warmup_epochs, 0)
     validate_range("semi_supervised_warmup_epochs", config.semi_supervised_warmup_epochs, 0)
     validate_range("self_training_rounds", config.self_training_rounds, 1)
+    if config.semi_supervised_epochs is not None:
+        validate_range("semi_supervised_epochs", config.semi_supervised_epochs, 1)
     if not uses_unlabeled(config):
         return
     require(config.unlabeled_data is not None,

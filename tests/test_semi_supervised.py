@@ -137,6 +137,8 @@ def test_the_pool_holds_no_validation_or_test_image(tmp_path):
           weights="none"), "use --semi_supervised=fixmatch there"),
     (dict(semi_supervised="self_training", unlabeled_data="rest", examples_per_class=3,
           self_training_rounds=0), "self_training_rounds must be >= 1"),
+    (dict(semi_supervised="fixmatch", unlabeled_data="rest", examples_per_class=3,
+          semi_supervised_epochs=0), "semi_supervised_epochs must be >= 1"),
 ])
 def test_semi_supervised_settings_that_cannot_work_are_refused(settings, says):
     with pytest.raises(ConfigError, match=says):
@@ -193,9 +195,11 @@ def test_self_training_killed_in_its_second_round_resumes_that_round(tmp_path,
     second: the same command labels the pool as the killed round had (from
     the model the first round left), resumes the round (after its learning
     rate's warm-up epoch, the default), and each round records the share of
-    the pool it labelled and how right it was."""
+    the pool it labelled and how right it was. Each round trains its own
+    `--semi_supervised_epochs`, two, after one epoch of fine-tuning."""
     settings = {**TINY, "weights": random_vgg16_base, "semi_supervised": "self_training",
-                "unlabeled_data": "rest", "self_training_rounds": 2, "fine_tune_epochs": 2,
+                "unlabeled_data": "rest", "self_training_rounds": 2, "fine_tune_epochs": 1,
+                "semi_supervised_epochs": 2,
                 "export": False, "verbose": 2, "cache_dir": str(tmp_path / "cache"),
                 "output_dir": str(tmp_path / "run")}
     killed = run_main(settings, kill_at="semi_supervised_2:1")
@@ -252,6 +256,21 @@ def test_the_safety_net_keeps_the_semi_supervised_model_only_when_better(
     assert decision["semi_supervised"]["worse"] == (exported == "fine_tune")
     expected = {"fine_tune": 1.0, "semi_supervised": 2.0}[exported]
     np.testing.assert_array_equal(np.asarray(model.layers[0].kernel), expected)
+
+
+@pytest.mark.parametrize("epochs,trained", [(None, 3), (5, 5)])
+def test_phase_3_trains_its_own_epochs_else_fine_tunings(epochs, trained):
+    """`--semi_supervised_epochs`, else `--fine_tune_epochs`; counting on
+    from the phase before it, on fine-tuning's learning-rate curve."""
+    from keras_transfer.training import transfer
+
+    config = config_lib.RunConfig(semi_supervised="fixmatch", unlabeled_data="rest",
+                                  examples_per_class=3, fine_tune_epochs=3,
+                                  semi_supervised_epochs=epochs)
+    budget = transfer._semi_supervised_budget(config, _phase("fine_tune", 0.5, "", 2))
+    assert (budget["epochs"], budget["first_epoch"]) == (trained, 3)
+    assert budget["schedule"] == config.fine_tune_schedule
+    assert budget["warmup_epochs"] == config.semi_supervised_warmup_epochs
 
 
 def test_self_training_pseudo_labels_the_confident_pool_images_and_counts_the_right_ones():

@@ -69,7 +69,7 @@ def define_flags():
                       "trains on its confident labels too, for a few rounds.")
     flags.DEFINE_integer("self_training_rounds", _default("self_training_rounds"),
                          "semi_supervised=self_training: rounds of labelling the pool and "
-                         "training on it, --fine_tune_epochs each.")
+                         "training on it, --semi_supervised_epochs each.")
     flags.DEFINE_float("confidence_threshold", _default("confidence_threshold"),
                        "semi_supervised: the least confidence a pseudo-label needs, relative to "
                        "the model's mean confidence on labelled images (default: the method's "
@@ -84,6 +84,9 @@ def define_flags():
                          _default("semi_supervised_warmup_epochs"),
                          "semi_supervised: epochs over which phase 3's learning rate (each "
                          "self-training round's) rises from 0 to the fine-tuning rate.")
+    flags.DEFINE_integer("semi_supervised_epochs", _default("semi_supervised_epochs"),
+                         "semi_supervised: phase 3's epochs (each self-training round's); "
+                         "default: --fine_tune_epochs.")
     flags.DEFINE_multi_string("tasks", [], "phase=multitask: a further task beside the "
                               "target and the source task, DATASET or DATASET@CLASS,CLASS,... "
                               "(repeat the flag for more).")

@@ -175,9 +175,10 @@ def _self_training_rounds(classifier, data, config, ctx, common, supervised, eva
 
 def _semi_supervised_budget(config, previous):
     """`run_phase`'s epochs and learning-rate curve for phase 3 (FixMatch's
-    phase or one self-training round): fine-tuning's, warmed up by
+    phase or one self-training round): `--semi_supervised_epochs` on
+    fine-tuning's learning-rate curve, warmed up by
     `--semi_supervised_warmup_epochs`, counting on from `previous`."""
-    return dict(epochs=config.fine_tune_epochs, learning_rate=config.fine_tune_learning_rate,
+    return dict(epochs=config.resolved_semi_supervised_epochs, learning_rate=config.fine_tune_learning_rate,
                 schedule=config.fine_tune_schedule,
                 warmup_epochs=config.semi_supervised_warmup_epochs,
                 first_epoch=previous.first_epoch + previous.epochs_run)
