@@ -23,7 +23,7 @@ user would type it:
   rounds), and `semi_self_training_2_rounds`: two rounds, not four;
   `semi_fixmatch_18_epochs`: FixMatch's phase 3 three times fine-tuning's
   six epochs (`--semi_supervised_epochs=18`: on Fashion-MNIST's pool, six
-  epochs of the labelled images' steps see half of it once), and
+  epochs of the labelled images' steps see two thirds of it once), and
   `semi_self_training_1_epoch`: each round one epoch over the labelled and
   pseudo-labelled images, not six.
 

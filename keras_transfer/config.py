@@ -105,11 +105,7 @@ class RunConfig:
     # against 0.847 on ResNet50 (0.903 against 0.909 on VGG16), self-training
     # level (0.972 / 0.927 against 0.968 / 0.929; benchmarks/RESULTS.md).
     semi_supervised_warmup_epochs: int = 1
-    # Phase 3's epochs (each self-training round's); None: --fine_tune_epochs.
-    # FixMatch's epoch is the labelled images', so on a pool hundreds of times
-    # larger it sees a fraction of it; self-training's round is a pass over
-    # every image it labelled.
-    semi_supervised_epochs: Optional[int] = None
+    semi_supervised_epochs: Optional[int] = None  # None: --fine_tune_epochs'.
     # Each round labels more of the pool (digits, 5 labels a class: 54 %, 70 %,
     # then 85 % by the fourth, 99.7 % right): four rounds scored above two on
     # every seed, 0.968 against 0.952 (benchmarks/RESULTS.md).
@@ -152,12 +148,6 @@ class RunConfig:
             return self.fine_tune_learning_rate
         return (self.scratch_learning_rate if weights_kind in backbones.TRAINED_HERE + ("none",)
                 else 1e-4)
-
-    @property
-    def resolved_semi_supervised_epochs(self):
-        """`--semi_supervised_epochs`, else fine-tuning's."""
-        return (self.fine_tune_epochs if self.semi_supervised_epochs is None
-                else self.semi_supervised_epochs)
 
     @property
     def resolved_confidence_threshold(self):

@@ -24,6 +24,16 @@ def confidence_threshold(method, given):
     return given if given is not None else DEFAULT_CONFIDENCE_THRESHOLD.get(method)
 
 
+def phase_epochs(config):
+    """Phase 3's epochs (each self-training round's): `--semi_supervised_epochs`,
+    else fine-tuning's. A FixMatch epoch is the labelled images' steps, so a
+    pool hundreds of times larger is seen in part; a self-training round's
+    epoch is a pass over every image it labelled."""
+    if config.semi_supervised_epochs is None:
+        return config.fine_tune_epochs
+    return config.semi_supervised_epochs
+
+
 def uses_unlabeled(config):
     return config.semi_supervised != "none"
 

@@ -11,6 +11,7 @@ import os
 import time
 from typing import Any, Optional
 
+from keras_transfer import semi_supervised_checks
 from keras_transfer.data import pipeline
 from keras_transfer.evaluation import metrics as evaluate
 from keras_transfer.log import logger
@@ -178,8 +179,8 @@ def _semi_supervised_budget(config, previous):
     phase or one self-training round): `--semi_supervised_epochs` on
     fine-tuning's learning-rate curve, warmed up by
     `--semi_supervised_warmup_epochs`, counting on from `previous`."""
-    return dict(epochs=config.resolved_semi_supervised_epochs, learning_rate=config.fine_tune_learning_rate,
-                schedule=config.fine_tune_schedule,
+    return dict(epochs=semi_supervised_checks.phase_epochs(config),
+                learning_rate=config.fine_tune_learning_rate, schedule=config.fine_tune_schedule,
                 warmup_epochs=config.semi_supervised_warmup_epochs,
                 first_epoch=previous.first_epoch + previous.epochs_run)
 
