@@ -105,7 +105,7 @@ class RunConfig:
     # against 0.847 on ResNet50 (0.903 against 0.909 on VGG16), self-training
     # level (0.972 / 0.927 against 0.968 / 0.929; benchmarks/RESULTS.md).
     semi_supervised_warmup_epochs: int = 1
-    semi_supervised_epochs: Optional[int] = None  # None: --fine_tune_epochs'.
+    semi_supervised_epochs: Optional[int] = None  # None: --fine_tune_epochs.
     # Each round labels more of the pool (digits, 5 labels a class: 54 %, 70 %,
     # then 85 % by the fourth, 99.7 % right): four rounds scored above two on
     # every seed, 0.968 against 0.952 (benchmarks/RESULTS.md).
