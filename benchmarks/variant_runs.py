@@ -121,8 +121,9 @@ def run_grid(*, work, rows_path, dataset, models, shots, seeds, variants, flags,
                            "variant": variant, "accuracy": metrics["test"]["accuracy"],
                            "f1": metrics["test"]["f1"], **row_of(metrics)}
                     main_runs.append_row(rows_path, row)
-                    rows.append(row)
-    return rows
+    # Read again: an invocation beside this one (another model or seed) may
+    # have added rows since, and the tables are written from what is returned.
+    return main_runs.read_rows(rows_path)
 
 
 def _by_row(rows):
