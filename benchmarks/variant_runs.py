@@ -100,9 +100,8 @@ def run_grid(*, work, rows_path, dataset, models, shots, seeds, variants, flags,
     """Runs every (seed, model, label count, variant) not in the rows yet;
     `variants` maps a name to its flags, `flags` are every run's (the data
     set's), `row_of(metrics, key)` makes the row. Returns all the rows."""
-    rows = main_runs.read_rows(rows_path)
     done = {(row.get("dataset", "digits"), row["model"], row["shots"], row["seed"],
-             row["variant"]) for row in rows}
+             row["variant"]) for row in main_runs.read_rows(rows_path)}
     # Digits' folders keep their first names, so earlier invocations' runs are found.
     prefix = "" if dataset == "digits" else f"{dataset}-"
     for seed in seeds:
