@@ -24,7 +24,11 @@ would type it:
 
 Beside them, once per seed, `source_alone`: the source task trained alone
 from scratch on the joint phase's budget (`--pretrain_epochs`), its test
-split the one the joint runs score the source head on. Rows go to
+split the one the joint runs score the source head on, on the whole base
+(what the tool trains for that task alone), and `source_alone_at_cut`: the
+same on the base cut where the joint phase cuts it (VGG16 `block3`,
+ResNet50 `conv4`), so a gap between the joint source head and the source
+alone can be told apart from the smaller network's. Rows go to
 `benchmarks/multitask.jsonl` as each run finishes, so a restart resumes
 where it stopped; the tables go into RESULTS.md between this script's
 markers; `--quick` (VGG16, 5 labels, one seed, one epoch a phase) prints
@@ -45,6 +49,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import table  # noqa: E402
 import variant_runs  # noqa: E402
+from keras_transfer.models import backbones  # noqa: E402
 
 BEGIN = "<!-- benchmarks/multitask.py: begin (generated) -->"
 END = "<!-- benchmarks/multitask.py: end -->"
@@ -80,6 +85,8 @@ DATASETS = {
     "fashion_mnist": (["--dataset=fashion_mnist", "--pretrain_epochs=1"], "10,50"),
 }
 DEFAULT_PRETRAIN_EPOCHS = "5"
+# The once-a-seed runs of the source task alone (label count 0).
+SOURCE_ALONE = ("source_alone", "source_alone_at_cut")
 
 
 def source_alone(data_flags):
@@ -92,6 +99,11 @@ def source_alone(data_flags):
             f"--fine_tune_epochs={epochs}"]
 
 
+def joint_cut(model):
+    """Where `--phase=multitask` from random weights cuts `model`'s base."""
+    return backbones.resolve_base_layer(backbones.REGISTRY[model], "auto", "none", "multitask")
+
+
 def _source(metrics):
     """The source head's test accuracy at the joint phase's end."""
     tasks = metrics.get("tasks") or []
@@ -99,11 +111,13 @@ def _source(metrics):
 
 
 def source_table(rows):
-    """The source task in the joint runs against the source task alone."""
+    """The source task in the joint runs against the source task alone, on
+    the whole base and on the joint runs' cut."""
     alone = {}
     for row in rows:
-        if row["variant"] == "source_alone":
-            alone.setdefault((row["dataset"], row["model"]), {})[row["seed"]] = row["accuracy"]
+        if row["variant"] in SOURCE_ALONE:
+            alone.setdefault((row["dataset"], row["model"], row["variant"]),
+                             {})[row["seed"]] = row["accuracy"]
     groups = {}
     for row in rows:
         if row.get("source_accuracy") is not None:
@@ -111,16 +125,26 @@ def source_table(rows):
                               []).append(row)
     lines = []
     for (dataset, model, shots, variant), group in sorted(groups.items()):
-        by_seed = alone.get((dataset, model), {})
+        by_seed = alone.get((dataset, model, "source_alone"), {})
         paired = [row for row in group if row["seed"] in by_seed]
         joint = variant_runs.mean([row["source_accuracy"] for row in paired])
         solo = variant_runs.mean([by_seed[row["seed"]] for row in paired])
+        at_cut = alone.get((dataset, model, "source_alone_at_cut"), {})
+        cut_paired = [row for row in group if row["seed"] in at_cut]
+        cut_solo = variant_runs.mean([at_cut[row["seed"]] for row in cut_paired])
+        cut_joint = variant_runs.mean([row["source_accuracy"] for row in cut_paired])
         lines.append((dataset, model, shots, variant, len(paired), variant_runs.cell(joint),
-                      variant_runs.cell(solo),
-                      variant_runs.cell(None if joint is None or solo is None else joint - solo,
-                                        "{:+.3f}")))
+                      variant_runs.cell(solo), _difference(joint, solo), len(cut_paired),
+                      variant_runs.cell(cut_solo), _difference(cut_joint, cut_solo)))
     return table.markdown(("data", "model", "target labels a class", "variant", "seeds",
-                           "source test accuracy, joint", "source alone", "difference"), lines)
+                           "source test accuracy, joint", "source alone", "difference",
+                           "seeds at the cut", "source alone at the joint cut",
+                           "difference at the cut"), lines)
+
+
+def _difference(joint, alone):
+    return variant_runs.cell(None if joint is None or alone is None else joint - alone,
+                             "{:+.3f}")
 
 
 def main():
@@ -133,6 +157,10 @@ def main():
     # Once a seed: label count 0 is all of them (--examples_per_class=0).
     rows = variant_runs.run_grid_of(grid, _source, shots=[0],
                                     variants={"source_alone": source_alone(grid.data_flags)})
+    for model in args.models.split(","):
+        rows = variant_runs.run_grid_of(grid, _source, shots=[0], models=[model], variants={
+            "source_alone_at_cut": [*source_alone(grid.data_flags),
+                                    f"--base_layer={joint_cut(model)}"]})
     present = {row["variant"] for row in rows}
     shown = [v for v in DEFAULT_VARIANTS if v in present]
     others = [v for v in VARIANTS if v in present and v not in DEFAULT_VARIANTS]
@@ -146,12 +174,13 @@ def main():
         "the joint phase alike, 1 on Fashion-MNIST's 30,000 source images; "
         "`--fine_tune_epochs=6`). Target test accuracy, mean over "
         "seeds:", "",
-        variant_runs.accuracy_table([r for r in rows if r["variant"] != "source_alone"],
+        variant_runs.accuracy_table([r for r in rows if r["variant"] not in SOURCE_ALONE],
                                     shown, "joint"), "",
         *([f"Other variants, each beside {', '.join(BESIDE)} on the seeds it has:", "",
            variant_runs.variants_beside(rows, others, BESIDE), ""] if others else []),
         "The source task's test accuracy after the joint phase against the source task "
-        "trained alone (target: within 0.005), mean over the seeds both have:", "",
+        "trained alone (target: within 0.005), on the whole base and on the joint runs' cut, "
+        "mean over the seeds both have:", "",
         source_table(rows)])
     print(block)
     if not args.quick:
