@@ -127,3 +127,23 @@ def test_variants_are_compared_on_the_seeds_they_share():
     beside = variant_runs.variants_beside(rows, ["joint_top"], ["scratch", "joint"])
     assert beside.splitlines()[-1] == (
         "| digits | vgg16 | 5 | joint_top | 1 | 0.500 | 0.800 | 0.900 |")
+
+
+def test_a_joint_source_head_is_set_beside_the_source_alone_on_its_own_network():
+    """The whole base is what the tool trains for the source alone; the
+    joint cut is the network a default joint run's source head is on, and a
+    `*_top` variant's is the whole base."""
+    import multitask
+
+    def row(variant, accuracy, source_accuracy=None, shots=10):
+        return {"dataset": "fashion_mnist", "model": "vgg16", "shots": shots, "seed": 0,
+                "variant": variant, "accuracy": accuracy, "source_accuracy": source_accuracy}
+
+    rows = [row("source_alone", 0.915, shots=0), row("source_alone_at_cut", 0.902, shots=0),
+            row("joint", 0.89, 0.900), row("joint_top", 0.88, 0.920)]
+    lines = multitask.source_table(rows).splitlines()[2:]
+    assert lines == [
+        "| fashion_mnist | vgg16 | 10 | joint | 1 | 0.900 | 0.915 | -0.015 | 1 | 0.902 | -0.002 |",
+        "| fashion_mnist | vgg16 | 10 | joint_top | 1 | 0.920 | 0.915 | +0.005 | 1 | 0.915 |"
+        " +0.005 |"]
+    assert multitask.joint_cut("vgg16") == "block3" and multitask.joint_cut("resnet50") == "conv4"
