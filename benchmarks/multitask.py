@@ -133,21 +133,21 @@ def source_table(rows):
                               []).append(row)
     lines = []
     for (dataset, model, shots, variant), group in sorted(groups.items()):
+        whole = alone.get((dataset, model, "source_alone"), {})
+        same = alone.get((dataset, model, same_network(variant)), {})
+        # Side by side on the seeds that have both.
+        paired = [row for row in group if row["seed"] in whole and row["seed"] in same]
+        joint = variant_runs.mean([row["source_accuracy"] for row in paired])
         cells = []
-        for baseline in ("source_alone", same_network(variant)):
-            by_seed = alone.get((dataset, model, baseline), {})
-            paired = [row for row in group if row["seed"] in by_seed]
-            joint = variant_runs.mean([row["source_accuracy"] for row in paired])
+        for by_seed in (whole, same):
             solo = variant_runs.mean([by_seed[row["seed"]] for row in paired])
-            cells += [len(paired), variant_runs.cell(joint), variant_runs.cell(solo),
-                      variant_runs.cell(None if joint is None or solo is None else joint - solo,
-                                        "{:+.3f}")]
-        # The joint accuracy is shown once: on the whole base's seeds.
-        lines.append((dataset, model, shots, variant, *cells[:4], cells[4], *cells[6:]))
+            cells += [variant_runs.cell(solo), variant_runs.cell(
+                None if joint is None or solo is None else joint - solo, "{:+.3f}")]
+        lines.append((dataset, model, shots, variant, len(paired), variant_runs.cell(joint),
+                      *cells))
     return table.markdown(("data", "model", "target labels a class", "variant", "seeds",
                            "source test accuracy, joint", "source alone, whole base",
-                           "difference", "seeds", "source alone, same network",
-                           "difference"), lines)
+                           "difference", "source alone, same network", "difference"), lines)
 
 
 def main():
@@ -184,7 +184,7 @@ def main():
         "The source task's test accuracy after the joint phase against the source task "
         "trained alone (target: within 0.005), on the whole base and on the network the "
         "joint run's source head is on (the joint cut; the whole base for `*_top`), "
-        "mean over the seeds both have:", "",
+        "mean over the seeds that have both:", "",
         source_table(rows)])
     print(block)
     if not args.quick:
