@@ -9,7 +9,9 @@ would type it:
 - `scratch`: the target alone, `--weights=none`, the simplest alternative;
 - `sequential`: our default without multi-task, `--weights=source` (the
   source task first, cached), then both phases on the target;
-- `joint`: `--phase=multitask --fine_tune_epochs=0`, the joint phase alone;
+- `joint`: `--phase=multitask --fine_tune_epochs=0`, the joint phase alone
+  (read from the `joint_fine_tune` run's scores at the joint phase's end
+  when both are chosen, rather than trained twice);
 - `joint_fine_tune`: `--phase=multitask`, the joint phase then the target
   alone (`--fine_tune_epochs`);
 - with `--variants`, `joint_fine_tune_proportional` and
@@ -42,11 +44,13 @@ every row's mean and above target-only scratch, with the source task's test
 accuracy within 0.5 points of source-only training.
 """
 
+import json
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import main_runs  # noqa: E402
 import table  # noqa: E402
 import variant_runs  # noqa: E402
 from keras_transfer.models import backbones  # noqa: E402
@@ -74,6 +78,12 @@ VARIANTS = {
                                         "--base_layer=top"],
 }
 DEFAULT_VARIANTS = ("scratch", "sequential", "joint", "joint_fine_tune")
+# The joint phase alone is a joint + fine-tune run's first phase, and that
+# run scores every head on the test split at the phase's end (metrics.json's
+# `tasks`). Since 2026-12-03 the joint-only row is read from there instead of
+# training the same phase a second time, a third of a Fashion-MNIST cell's
+# time here; such a row names its run in `read_from`.
+JOINT_PHASE_OF = {"joint": "joint_fine_tune", "joint_top": "joint_fine_tune_top"}
 # What a variant tried on fewer seeds is set beside.
 BESIDE = ("scratch", "sequential", "joint_fine_tune")
 DATASETS = {
@@ -108,6 +118,37 @@ def _source(metrics):
     """The source head's test accuracy at the joint phase's end."""
     tasks = metrics.get("tasks") or []
     return {"source_accuracy": tasks[1]["test"]["accuracy"] if len(tasks) > 1 else None}
+
+
+def joint_phase_row(row, metrics, variant):
+    """`variant`'s row (the joint phase alone) from the row and metrics of
+    the joint + fine-tune run `JOINT_PHASE_OF[variant]`."""
+    target = metrics["tasks"][0]["test"]
+    return {**row, "variant": variant, "accuracy": target["accuracy"], "f1": target["f1"],
+            **_source(metrics), "read_from": row["variant"]}
+
+
+def add_joint_phase_rows(grid, read):
+    """Appends the rows of the variants in `read` (joint-only: its joint +
+    fine-tune variant) from their finished joint + fine-tune runs in `grid`,
+    where the rows lack them. Runs finished on another machine are gone;
+    their cells have their joint-only rows already."""
+    rows = main_runs.read_rows(grid.rows_path)
+    done = {variant_runs.row_key(row) for row in rows}
+    models, seeds = grid.args.models.split(","), [int(s) for s in grid.args.seeds.split(",")]
+    for variant, source in read.items():
+        for row in rows:
+            key = (*variant_runs.row_key(row)[:4], variant)
+            if (row["variant"] != source or key in done or key[0] != grid.args.dataset
+                    or row["model"] not in models or row["seed"] not in seeds
+                    or row["shots"] not in grid.shots):
+                continue
+            path = os.path.join(grid.work, variant_runs.run_name(*variant_runs.row_key(row)),
+                                "metrics.json")
+            if os.path.exists(path):
+                with open(path) as handle:
+                    main_runs.append_row(grid.rows_path,
+                                         joint_phase_row(row, json.load(handle), variant))
 
 
 def same_network(variant):
@@ -156,7 +197,10 @@ def main():
     grid = variant_runs.grid_of(parser, "multitask", DATASETS, VARIANTS, DEFAULT_VARIANTS)
     args = grid.args
     started = time.time()
-    variant_runs.run_grid_of(grid, _source)
+    read = {v: JOINT_PHASE_OF[v] for v in grid.variants if JOINT_PHASE_OF.get(v) in grid.variants}
+    variant_runs.run_grid_of(grid, _source, variants={
+        v: flags for v, flags in grid.variants.items() if v not in read})
+    add_joint_phase_rows(grid, read)
     # Once a seed: label count 0 is all of them (--examples_per_class=0).
     rows = variant_runs.run_grid_of(grid, _source, shots=[0],
                                     variants={"source_alone": source_alone(grid.data_flags)})
@@ -175,8 +219,9 @@ def main():
         "benchmarks/multitask.jsonl). Source task: classes 0-4 with all their labels; target: "
         "5-9. Default settings otherwise (`--pretrain_epochs=5` for the source pretraining and "
         "the joint phase alike, 1 on Fashion-MNIST's 30,000 source images; "
-        "`--fine_tune_epochs=6`). Target test accuracy, mean over "
-        "seeds:", "",
+        "`--fine_tune_epochs=6`). `joint` rows written since 2026-12-03 are the joint + "
+        "fine-tune run's heads scored at its joint phase's end, not a run of their own. "
+        "Target test accuracy, mean over seeds:", "",
         variant_runs.accuracy_table([r for r in rows if r["variant"] not in SOURCE_ALONE],
                                     shown, "joint"), "",
         *([f"Other variants, each beside {', '.join(BESIDE)} on the seeds it has:", "",

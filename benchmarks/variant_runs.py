@@ -95,15 +95,25 @@ def cell(value, form="{:.3f}"):
     return "n/a" if value is None else form.format(value)
 
 
+def row_key(row):
+    """(data set, backbone, label count, seed, variant): one run's row."""
+    return (row.get("dataset", "digits"), row["model"], row["shots"], row["seed"],
+            row["variant"])
+
+
+def run_name(dataset, model, count, seed, variant):
+    """The run's folder (and log) name under the grid's work folder."""
+    # Digits' folders keep their first names, so earlier invocations' runs are found.
+    prefix = "" if dataset == "digits" else f"{dataset}-"
+    return f"{prefix}{model}-{count}-{seed}-{variant}"
+
+
 def run_grid(*, work, rows_path, dataset, models, shots, seeds, variants, flags, common,
              row_of):
     """Runs every (seed, model, label count, variant) not in the rows yet;
     `variants` maps a name to its flags, `flags` are every run's (the data
     set's), `row_of(metrics, key)` makes the row. Returns all the rows."""
-    done = {(row.get("dataset", "digits"), row["model"], row["shots"], row["seed"],
-             row["variant"]) for row in main_runs.read_rows(rows_path)}
-    # Digits' folders keep their first names, so earlier invocations' runs are found.
-    prefix = "" if dataset == "digits" else f"{dataset}-"
+    done = {row_key(row) for row in main_runs.read_rows(rows_path)}
     for seed in seeds:
         for model in models:
             for count in shots:
@@ -111,7 +121,7 @@ def run_grid(*, work, rows_path, dataset, models, shots, seeds, variants, flags,
                     key = (dataset, model, count, seed, variant)
                     if key in done:
                         continue
-                    name = f"{prefix}{model}-{count}-{seed}-{variant}"
+                    name = run_name(*key)
                     metrics = main_runs.main_run(os.path.join(work, name), [
                         f"--model={model}", f"--examples_per_class={count}",
                         f"--seed={seed}", *flags, *variant_flags, *common],

@@ -1,6 +1,7 @@
 """The benchmark scripts' bookkeeping: resuming from the record of finished
 runs, variants of our default, Kendall's tau, the marked block of RESULTS.md."""
 
+import json
 import os
 import sys
 
@@ -9,6 +10,7 @@ import pytest
 from conftest import REPO
 
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+import main_runs  # noqa: E402
 import table  # noqa: E402
 import transfer_quality  # noqa: E402
 
@@ -146,3 +148,39 @@ def test_a_joint_source_head_is_set_beside_the_source_alone_on_its_own_network()
         "| fashion_mnist | vgg16 | 10 | joint | 1 | 0.900 | 0.915 | -0.015 | 0.902 | -0.002 |",
         "| fashion_mnist | vgg16 | 10 | joint_top | 1 | 0.920 | 0.915 | +0.005 | 0.915 | +0.005 |"]
     assert multitask.joint_cut("vgg16") == "block3" and multitask.joint_cut("resnet50") == "conv4"
+
+
+def test_the_joint_phase_row_is_read_from_its_joint_and_fine_tune_run(tmp_path):
+    """The joint-only row is the joint + fine-tune run's target and source
+    heads on the test split at the joint phase's end, appended once, for the
+    grid's cells only, and saying which run it was read from."""
+    import argparse
+    import multitask
+    import variant_runs
+
+    def tasks(target, source):
+        return {"tasks": [{"test": {"accuracy": target, "f1": target - 0.01}},
+                          {"test": {"accuracy": source, "f1": source}}]}
+
+    rows_path = str(tmp_path / "rows.jsonl")
+    for seed, model, (target, source) in ((0, "vgg16", (0.80, 0.90)),
+                                          (1, "vgg16", (0.70, 0.95)),
+                                          (0, "resnet50", (0.60, 0.85))):
+        row = {"dataset": "fashion_mnist", "model": model, "shots": 10, "seed": seed,
+               "variant": "joint_fine_tune", "accuracy": 0.99, "f1": 0.99,
+               "source_accuracy": source}
+        main_runs.append_row(rows_path, row)
+        run = tmp_path / variant_runs.run_name(*variant_runs.row_key(row))
+        run.mkdir()
+        (run / "metrics.json").write_text(json.dumps(tasks(target, source)))
+    grid = variant_runs.Grid(
+        args=argparse.Namespace(dataset="fashion_mnist", models="vgg16", seeds="0,1"),
+        data_flags=[], shots=[10], variants={}, work=str(tmp_path), rows_path=rows_path,
+        common=[])
+    for _ in range(2):  # Once only.
+        multitask.add_joint_phase_rows(grid, {"joint": "joint_fine_tune"})
+    read = [row for row in main_runs.read_rows(rows_path) if row["variant"] == "joint"]
+    assert [(r["model"], r["seed"], r["accuracy"], r["f1"], r["source_accuracy"],
+             r["read_from"]) for r in read] == [
+        ("vgg16", 0, 0.80, 0.80 - 0.01, 0.90, "joint_fine_tune"),
+        ("vgg16", 1, 0.70, 0.70 - 0.01, 0.95, "joint_fine_tune")]
