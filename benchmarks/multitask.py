@@ -131,8 +131,8 @@ def joint_phase_row(row, metrics, variant):
 def add_joint_phase_rows(grid, read):
     """Appends the rows of the variants in `read` (joint-only: its joint +
     fine-tune variant) from their finished joint + fine-tune runs in `grid`,
-    where the rows lack them. Runs finished on another machine are gone;
-    their cells have their joint-only rows already."""
+    where the rows lack them. A run whose folder is gone (finished on another
+    machine) is named, to be run on its own with `--variants=joint`."""
     rows = main_runs.read_rows(grid.rows_path)
     done = {variant_runs.row_key(row) for row in rows}
     models, seeds = grid.args.models.split(","), [int(s) for s in grid.args.seeds.split(",")]
@@ -145,10 +145,12 @@ def add_joint_phase_rows(grid, read):
                 continue
             path = os.path.join(grid.work, variant_runs.run_name(*variant_runs.row_key(row)),
                                 "metrics.json")
-            if os.path.exists(path):
-                with open(path) as handle:
-                    main_runs.append_row(grid.rows_path,
-                                         joint_phase_row(row, json.load(handle), variant))
+            if not os.path.exists(path):
+                print(f"no {variant} row for {key[:4]}: {path} is gone", file=sys.stderr)
+                continue
+            with open(path) as handle:
+                main_runs.append_row(grid.rows_path,
+                                     joint_phase_row(row, json.load(handle), variant))
 
 
 def same_network(variant):

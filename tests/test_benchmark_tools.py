@@ -150,7 +150,7 @@ def test_a_joint_source_head_is_set_beside_the_source_alone_on_its_own_network()
     assert multitask.joint_cut("vgg16") == "block3" and multitask.joint_cut("resnet50") == "conv4"
 
 
-def test_the_joint_phase_row_is_read_from_its_joint_and_fine_tune_run(tmp_path):
+def test_the_joint_phase_row_is_read_from_its_joint_and_fine_tune_run(tmp_path, capsys):
     """The joint-only row is the joint + fine-tune run's target and source
     heads on the test split at the joint phase's end, appended once, for the
     grid's cells only, and saying which run it was read from."""
@@ -173,8 +173,10 @@ def test_the_joint_phase_row_is_read_from_its_joint_and_fine_tune_run(tmp_path):
         run = tmp_path / variant_runs.run_name(*variant_runs.row_key(row))
         run.mkdir()
         (run / "metrics.json").write_text(json.dumps(tasks(target, source)))
+    # Seed 2's run finished elsewhere: its folder is not here, and it is named.
+    main_runs.append_row(rows_path, {**row, "model": "vgg16", "seed": 2})
     grid = variant_runs.Grid(
-        args=argparse.Namespace(dataset="fashion_mnist", models="vgg16", seeds="0,1"),
+        args=argparse.Namespace(dataset="fashion_mnist", models="vgg16", seeds="0,1,2"),
         data_flags=[], shots=[10], variants={}, work=str(tmp_path), rows_path=rows_path,
         common=[])
     for _ in range(2):  # Once only.
@@ -184,3 +186,4 @@ def test_the_joint_phase_row_is_read_from_its_joint_and_fine_tune_run(tmp_path):
              r["read_from"]) for r in read] == [
         ("vgg16", 0, 0.80, 0.80 - 0.01, 0.90, "joint_fine_tune"),
         ("vgg16", 1, 0.70, 0.70 - 0.01, 0.95, "joint_fine_tune")]
+    assert "no joint row for ('fashion_mnist', 'vgg16', 10, 2)" in capsys.readouterr().err
